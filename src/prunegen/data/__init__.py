@@ -1,0 +1,3 @@
+from prunegen.data.digits import DigitsDataModule
+
+__all__ = ["DigitsDataModule"]

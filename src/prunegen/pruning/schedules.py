@@ -1,0 +1,48 @@
+"""Sparsity schedules: callables from epoch (0-based, pruning at its end) to target sparsity."""
+
+from dataclasses import dataclass
+
+RAMPS = ("linear", "cubic")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Rounds at the end of epochs start, start+every, ..., <= end; sparsity reaches `final` at the last.
+
+    `start == end` is one-shot; `every > 1` with `linear` is iterative pruning in equal steps;
+    `cubic` is AGP (Zhu & Gupta 2017): s_k = final * (1 - (1 - k/n)^3).
+    """
+
+    final: float
+    start: int = 0
+    end: int = 0
+    ramp: str = "linear"
+    every: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.final < 1:
+            raise ValueError(f"pruning.final_sparsity must be in [0, 1), got {self.final}")
+        if self.ramp not in RAMPS:
+            raise ValueError(f"pruning.ramp must be one of {RAMPS}, got {self.ramp!r}")
+        if not 0 <= self.start <= self.end:
+            raise ValueError(f"pruning needs 0 <= start_epoch <= end_epoch, got {self.start}, {self.end}")
+        if self.every < 1:
+            raise ValueError(f"pruning.every_n_epochs must be >= 1, got {self.every}")
+
+    @property
+    def rounds(self) -> int:
+        return (self.end - self.start) // self.every + 1
+
+    @property
+    def last_round_epoch(self) -> int:
+        return self.start + (self.rounds - 1) * self.every
+
+    def is_round(self, epoch: int) -> bool:
+        return self.start <= epoch <= self.end and (epoch - self.start) % self.every == 0
+
+    def __call__(self, epoch: int) -> float:
+        if epoch < self.start:
+            return 0.0
+        k = min((epoch - self.start) // self.every + 1, self.rounds)
+        t = k / self.rounds
+        return self.final * (t if self.ramp == "linear" else 1 - (1 - t) ** 3)

@@ -1,0 +1,101 @@
+"""prunegen-train: compose the config, train (and prune) one generator, score it, write metrics.json."""
+
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from prunegen import CONFIG_DIR
+from prunegen.models.profile import count_macs
+from prunegen.pruning.masks import count_parameters
+from prunegen.reporting.record import write_json
+
+
+def _overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def generator_record(model: L.LightningModule) -> dict[str, Any]:
+    total, nonzero = count_parameters(model.generator)
+    macs = count_macs(model.generator, model.latent_dim, model.num_classes)
+    return {
+        "params_total": total,
+        "params_nonzero": nonzero,
+        "sparsity": 1 - nonzero / total,
+        "macs": macs,
+        "macs_effective": macs,  # no channels are removed by unstructured pruning
+    }
+
+
+def pruning_record(pruning: Any, model: L.LightningModule) -> dict[str, Any]:
+    if pruning is None:
+        return {"method": None, "criterion": None, "target_sparsity": None}
+    return {
+        "method": pruning.method,
+        "criterion": pruning.criterion,
+        "target_sparsity": pruning.schedule.final,
+        "scope": pruning.scope,
+        "achieved_sparsity": pruning.sparsity(model),
+        "layers": pruning.report(model),
+    }
+
+
+def build_callbacks(cfg: DictConfig) -> tuple[list[L.Callback], Any, Any]:
+    """Pruning first (masks change before anything samples), then evaluation, then the rest."""
+    pruning = instantiate(cfg.pruning) if cfg.get("pruning") else None
+    evaluation = instantiate(cfg.metrics) if cfg.get("metrics") else None
+    others = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    return [c for c in (pruning, evaluation) if c is not None] + others, pruning, evaluation
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train one run; returns (the metrics.json record, the objects built)."""
+    start = time.time()
+    out_dir = Path(cfg.paths.output_dir)
+    record: dict[str, Any] = {"status": "failed", "run": {"seed": cfg.seed, "overrides": _overrides()}}
+    try:
+        L.seed_everything(cfg.seed, workers=True)
+        datamodule = instantiate(cfg.data)
+        model = instantiate(cfg.model)
+        callbacks, pruning, evaluation = build_callbacks(cfg)
+        loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
+        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        samples = next((c.final_path for c in callbacks if hasattr(c, "final_path")), None)
+        record.update(
+            status="completed",
+            data={"name": datamodule.name, "image_size": datamodule.image_size},
+            model={"name": model.name, "family": model.family},
+            generator=generator_record(model),
+            metrics=dict(evaluation.results) if evaluation is not None else {},
+            pruning=pruning_record(pruning, model),
+            samples=str(samples) if samples else None,
+            checkpoint=str(out_dir / "checkpoints" / "last.ckpt"),
+        )
+        return record, {"model": model, "datamodule": datamodule, "trainer": trainer, "pruning": pruning}
+    except Exception as err:
+        record["error"] = f"{type(err).__name__}: {err}"
+        record["traceback"] = traceback.format_exc()
+        raise
+    finally:
+        record["run"]["wall_time_s"] = round(time.time() - start, 2)
+        record["config"] = OmegaConf.to_container(cfg, resolve=False)
+        write_json(out_dir / "metrics.json", record)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    record, _ = train(cfg)
+    m = record.get("metrics", {})
+    print(f"[prunegen] {cfg.paths.output_dir}: FID {m.get('fid')}, class coverage {m.get('class_coverage')}")
+    return m.get("fid")
+
+
+if __name__ == "__main__":
+    main()
