@@ -1,0 +1,38 @@
+"""Shared fixtures: the real Hydra config, composed once per test with tiny sizes."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from prunegen import CONFIG_DIR
+
+TINY = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.enable_progress_bar=false",
+    "logger=none",
+    "model.generator.ngf=8",
+    "model.discriminator.ndf=8",
+    "model.generator.latent_dim=16",
+    "data.image_size=16",
+    "data.batch_size=16",
+    "metrics.num_samples=64",
+    "metrics.batch_size=64",
+]
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path):
+    """`make_cfg(*overrides)` -> the composed train config with tiny sizes, writing under tmp_path."""
+
+    def _make(*overrides: str, tiny: bool = True) -> DictConfig:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=[*(TINY if tiny else []), *overrides])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+            cfg.paths.cache_dir = str(tmp_path.parent / "prunegen-cache")  # shared by the tests of a session
+        return cfg
+
+    return _make
