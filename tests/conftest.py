@@ -3,10 +3,13 @@
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from prunegen import CONFIG_DIR
+
+torch.set_num_threads(1)  # tiny models: one thread avoids OpenMP contention on a shared 2-core machine
 
 TINY = [
     "trainer.max_epochs=1",

@@ -7,6 +7,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -60,6 +61,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     out_dir = Path(cfg.paths.output_dir)
     record: dict[str, Any] = {"status": "failed", "run": {"seed": cfg.seed, "overrides": _overrides()}}
     try:
+        if cfg.get("num_threads"):
+            torch.set_num_threads(cfg.num_threads)
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         model = instantiate(cfg.model)
