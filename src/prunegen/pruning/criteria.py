@@ -34,5 +34,17 @@ def taylor(module: nn.Module, name: str, stats: dict) -> torch.Tensor:
     return stats["grad_w"].abs()
 
 
-CRITERIA = {"magnitude": magnitude, "magnitude_l2": magnitude_l2, "random": random, "gradient": gradient, "taylor": taylor}
+def bn_scale(module: nn.Module, name: str, stats: dict) -> torch.Tensor:
+    """|gamma| of a BatchNorm (network slimming, Liu et al. 2017); structured pruning only."""
+    return effective_weight(module, name).detach().abs()
+
+
+CRITERIA = {
+    "magnitude": magnitude,
+    "magnitude_l2": magnitude_l2,
+    "random": random,
+    "gradient": gradient,
+    "taylor": taylor,
+    "bn_scale": bn_scale,
+}
 NEEDS_GRADIENTS = {"gradient", "taylor"}

@@ -1,5 +1,6 @@
 """Masks live in the module's state through torch.nn.utils.prune (`<name>_orig` + `<name>_mask`)."""
 
+import copy
 from collections.abc import Iterator
 
 import torch
@@ -52,6 +53,18 @@ def remove_masks(root: nn.Module) -> None:
     for module in root.modules():
         for key in [k for k in module._buffers if k.endswith("_mask")]:
             prune.remove(module, key[: -len("_mask")])
+
+
+def unmasked_copy(root: nn.Module) -> nn.Module:
+    """A deep copy with the masks made permanent (plain parameters); `root` itself is unchanged."""
+    with torch.no_grad():  # the cached `weight` attributes carry autograd history that deepcopy refuses
+        for module in root.modules():
+            for key in [k for k in module._buffers if k.endswith("_mask")]:
+                name = key[: -len("_mask")]
+                setattr(module, name, effective_weight(module, name))
+    plain = copy.deepcopy(root)
+    remove_masks(plain)
+    return plain
 
 
 def ordered_parameters(root: nn.Module) -> Iterator[nn.Parameter]:

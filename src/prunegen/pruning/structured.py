@@ -1,0 +1,154 @@
+"""Channel groups from Torch-Pruning's DependencyGraph, masked as a whole during training.
+
+A group is a layer's output channels together with everything that must go with them: its bias,
+the BatchNorm that follows, and the next layer's input channels. Masking all members (instead of
+removing them) keeps optimizers, DDP and checkpoints valid; `compact` removes them afterwards.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from prunegen.pruning.masks import get_mask, unmasked_copy
+
+
+@dataclass(frozen=True)
+class Member:
+    path: str  # module path relative to the pruned root (e.g. "net.3")
+    param: str  # "weight" or "bias"
+    dim: int  # the channel dimension of that parameter
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    root: str  # the layer whose output channels define the group
+    size: int
+    members: tuple[Member, ...]
+
+    @property
+    def out_member(self) -> Member:
+        return self.members[0]
+
+
+def _members(module: nn.Module, path: str, out: bool) -> list[Member]:
+    """The parameters of one dependency and the dimension that holds the channels."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return [Member(path, "weight", 0), Member(path, "bias", 0)] if module.affine else []
+    transposed = isinstance(module, nn.ConvTranspose2d)
+    weight_dim = (1 if transposed else 0) if out else (0 if transposed else 1)
+    members = [Member(path, "weight", weight_dim)]
+    if out and getattr(module, "bias", None) is not None:
+        members.append(Member(path, "bias", 0))
+    return members
+
+
+def example_inputs(generator: nn.Module) -> tuple[torch.Tensor, ...]:
+    """A batch of two latents (and labels) that the generator's forward takes."""
+    device = next(generator.parameters()).device
+    z = torch.randn(2, generator.latent_dim, device=device)
+    if getattr(generator, "num_classes", 0):
+        return z, torch.zeros(2, dtype=torch.long, device=device)
+    return (z,)
+
+
+def dependency_graph(generator: nn.Module) -> tp.DependencyGraph:
+    """Torch-Pruning's graph of a plain (unmasked) generator."""
+    return tp.DependencyGraph().build_dependency(generator, example_inputs=example_inputs(generator))
+
+
+def channel_groups(generator: nn.Module, ignore: list[str] = ()) -> list[ChannelGroup]:
+    """Prunable channel groups of `generator`; output layers (no consumer) and `ignore` are left out."""
+    plain = unmasked_copy(generator)
+    names = {m: n for n, m in plain.named_modules()}
+    graph = dependency_graph(plain)
+    ignored = [plain.get_submodule(p) for p in ignore]
+    groups = []
+    for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=(nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        root, members, consumers = None, [], 0
+        for dep, _ in group:
+            module = dep.target.module
+            if module not in names:  # functional nodes (ReLU, reshape) hold no parameters
+                continue
+            out = graph.is_out_channel_pruning_fn(dep.handler)
+            root = root or names[module]
+            consumers += not out
+            members += _members(module, names[module], out)
+        if root is not None and consumers:  # a layer nobody consumes is an output layer
+            size = _channel_count(plain.get_submodule(root))
+            groups.append(ChannelGroup(root, size, tuple(members)))
+    order = list(names.values())
+    return sorted(groups, key=lambda g: order.index(g.root))
+
+
+def _channel_count(layer: nn.Module) -> int:
+    return layer.out_channels if hasattr(layer, "out_channels") else layer.out_features
+
+
+def kept_channels(generator: nn.Module, group: ChannelGroup) -> torch.Tensor:
+    """Boolean (size,) of channels still alive, read from the masks (the module's own state)."""
+    m = group.out_member
+    mask = get_mask(generator.get_submodule(m.path), m.param)
+    return mask.transpose(0, m.dim).reshape(group.size, -1).any(dim=1)
+
+
+def channel_scores(per_param: dict[tuple[str, str], torch.Tensor], group: ChannelGroup) -> torch.Tensor:
+    """Aggregate per-weight scores of the group's members into one score per channel (sum over slices)."""
+    total = torch.zeros(group.size)
+    for m in group.members:
+        s = per_param.get((m.path, m.param))
+        if s is not None:
+            total += s.detach().float().transpose(0, m.dim).reshape(group.size, -1).sum(dim=1).cpu()
+    return total
+
+
+def select_channels(
+    scores: dict[str, torch.Tensor],
+    alive: dict[str, torch.Tensor],
+    sparsity: float,
+    scope: str = "layer",
+    min_keep: float = 0.0,
+    round_to: int = 1,
+) -> dict[str, torch.Tensor]:
+    """Which channels to keep per group: the lowest-scoring `sparsity` fraction of channels is removed."""
+    keep_counts = {}
+    if scope == "layer":
+        keep_counts = {r: max(1, _round_up(round((1 - sparsity) * len(s)), round_to, len(s))) for r, s in scores.items()}
+    else:  # one threshold over mean-normalized scores; each group's best `min_keep` are reserved first
+        flat = []
+        for r, s in scores.items():
+            s = (s / s[alive[r]].mean().clamp_min(1e-12)).masked_fill(~alive[r], -math.inf)
+            s[torch.topk(s, max(1, math.ceil(min_keep * len(s)))).indices] = math.inf
+            flat.append(s)
+        total = sum(len(s) for s in flat)
+        kept = torch.zeros(total, dtype=torch.bool)
+        kept[torch.topk(torch.cat(flat), total - round(sparsity * total)).indices] = True
+        for r, part in zip(scores, kept.split([len(s) for s in flat])):
+            keep_counts[r] = _round_up(int(part.sum()), round_to, len(scores[r]))
+    out = {}
+    for r, s in scores.items():
+        s = s.masked_fill(~alive[r], -math.inf)
+        keep = torch.zeros(len(s), dtype=torch.bool)
+        keep[torch.topk(s, min(keep_counts[r], int(alive[r].sum()))).indices] = True
+        out[r] = keep
+    return out
+
+
+def _round_up(n: int, multiple: int, limit: int) -> int:
+    return min(limit, max(multiple, math.ceil(n / multiple) * multiple)) if multiple > 1 else n
+
+
+def member_masks(generator: nn.Module, groups: list[ChannelGroup], keep: dict[str, torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
+    """Parameter masks from channel decisions; a parameter in two groups (in- and out-channels) gets both."""
+    masks: dict[tuple[str, str], torch.Tensor] = {}
+    for group in groups:
+        for m in group.members:
+            p = getattr(generator.get_submodule(m.path), f"{m.param}_orig", None)
+            p = p if p is not None else getattr(generator.get_submodule(m.path), m.param)
+            shape = [1] * p.dim()
+            shape[m.dim] = group.size
+            channel = keep[group.root].to(p.device, p.dtype).view(shape)
+            masks[(m.path, m.param)] = masks.get((m.path, m.param), torch.ones_like(p)) * channel
+    return masks
