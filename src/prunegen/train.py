@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prunegen import CONFIG_DIR
 from prunegen.models.profile import count_macs
+from prunegen.pruning.compact import compact
 from prunegen.pruning.masks import count_parameters
 from prunegen.reporting.record import write_json
 
@@ -22,15 +23,20 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def generator_record(model: L.LightningModule) -> dict[str, Any]:
+def generator_record(model: L.LightningModule, pruning: Any) -> dict[str, Any]:
+    """Size and cost of the deployed generator; `*_effective` after removing masked channel groups."""
     total, nonzero = count_parameters(model.generator)
     macs = count_macs(model.generator, model.latent_dim, model.num_classes)
+    small = model.generator
+    if getattr(pruning, "granularity", None) == "structured":
+        small = compact(model.generator, [p.removeprefix("generator.") for p in pruning.ignore])
     return {
         "params_total": total,
         "params_nonzero": nonzero,
         "sparsity": 1 - nonzero / total,
         "macs": macs,
-        "macs_effective": macs,  # no channels are removed by unstructured pruning
+        "macs_effective": count_macs(small, model.latent_dim, model.num_classes),
+        "params_effective": count_parameters(small)[1],
     }
 
 
@@ -75,7 +81,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             status="completed",
             data={"name": datamodule.name, "image_size": datamodule.image_size},
             model={"name": model.name, "family": model.family},
-            generator=generator_record(model),
+            generator=generator_record(model, pruning),
             metrics=dict(evaluation.results) if evaluation is not None else {},
             pruning=pruning_record(pruning, model),
             samples=str(samples) if samples else None,

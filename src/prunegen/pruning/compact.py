@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from prunegen.pruning import structured as st
 from prunegen.pruning.masks import unmasked_copy
@@ -84,3 +85,16 @@ def latency_ms(generator: nn.Module, batch: int = 256, repeats: int = 10, warmup
         if i >= warmup:
             times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
+
+
+def prepare_inference(generator: nn.Module, fuse_batchnorm: bool = True, channels_last: bool = True) -> nn.Module:
+    """A copy for timing/deployment: BatchNorm folded into the conv before it, channels-last memory."""
+    fast = unmasked_copy(generator).eval()
+    if fuse_batchnorm:
+        for seq in [m for m in fast.modules() if isinstance(m, nn.Sequential)]:
+            for i in range(len(seq) - 1):
+                conv, bn = seq[i], seq[i + 1]
+                if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d):
+                    seq[i] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+                    seq[i + 1] = nn.Identity()
+    return fast.to(memory_format=torch.channels_last) if channels_last else fast

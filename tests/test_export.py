@@ -1,0 +1,66 @@
+import json
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from prunegen import CONFIG_DIR
+from prunegen.export import export
+from prunegen.pruning.compact import load_compact
+from prunegen.train import train
+
+
+def _export_cfg(ckpt, out, *overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("export", overrides=[f"ckpt_path={ckpt}", "repeats=2", "batch_size=16", *overrides])
+    cfg.paths.output_dir = str(out)
+    return cfg
+
+
+@pytest.mark.parametrize("criterion", ["magnitude", "bn_scale"])
+def test_structured_run_exports_a_compact_generator(make_cfg, tmp_path, criterion):
+    cfg = make_cfg("pruning=structured", f"pruning.criterion={criterion}", "pruning.start_epoch=0",
+                   "pruning.end_epoch=0", "pruning.final_sparsity=0.5", "model.generator.ngf=8")
+    record, objects = train(cfg)
+    # a run folder as prunegen-train leaves it: the composed config beside the checkpoints
+    (tmp_path / "run" / ".hydra").mkdir()
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text(__import__("omegaconf").OmegaConf.to_yaml(cfg))
+    assert record["generator"]["macs_effective"] < record["generator"]["macs"] / 3
+
+    result = export(_export_cfg(tmp_path / "run" / "checkpoints" / "last.ckpt", tmp_path / "export"))
+    on_disk = json.loads((tmp_path / "export" / "export.json").read_text())
+    assert on_disk["max_abs_diff"] <= 1e-5
+    assert on_disk["compact"]["macs"] == record["generator"]["macs_effective"]
+    assert on_disk["macs_ratio"] == pytest.approx(record["generator"]["macs"] / record["generator"]["macs_effective"])
+    for side in ("dense", "compact"):
+        assert {"params", "macs", "latency_ms", "file_bytes"} <= set(on_disk[side])
+    assert on_disk["compact"]["file_bytes"] < on_disk["dense"]["file_bytes"]
+
+    small = load_compact(result["compact"]["path"])  # weights_only=True, without the training code
+    model = objects["model"].eval()
+    z = torch.randn(8, small.latent_dim)
+    assert torch.allclose(small(z), model.generator(z), atol=1e-5)
+
+
+def test_export_refuses_a_wrong_compaction(make_cfg, tmp_path, monkeypatch):
+    cfg = make_cfg("pruning=structured", "pruning.start_epoch=0", "pruning.end_epoch=0")
+    train(cfg)
+    (tmp_path / "run" / ".hydra").mkdir()
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text(__import__("omegaconf").OmegaConf.to_yaml(cfg))
+    import prunegen.export as ex
+
+    def broken(generator, ignore=()):
+        g = ex.unmasked_copy(generator)
+        with torch.no_grad():
+            g.net[0].weight.add_(1.0)
+        return g
+
+    monkeypatch.setattr(ex, "compact", broken)
+    with pytest.raises(RuntimeError, match="nothing written"):
+        export(_export_cfg(tmp_path / "run" / "checkpoints" / "last.ckpt", tmp_path / "export"))
+    assert not (tmp_path / "export").exists()
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="ckpt_path"):
+        export(_export_cfg(tmp_path / "nope.ckpt", tmp_path / "export"))
