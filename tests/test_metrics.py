@@ -32,9 +32,9 @@ class FakeModel:
         self.generator = nn.Linear(1, 1)
         self.pool, self.random, self.cursor = pool, random, 0
 
-    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.random:
-            idx = torch.randint(len(self.pool), (n,))
+            idx = torch.randint(len(self.pool), (n,), generator=generator)
         else:  # walk the pool in order, so num_samples == len(pool) gives exactly the pool
             idx = torch.arange(self.cursor, self.cursor + n) % len(self.pool)
             self.cursor += n
@@ -177,9 +177,10 @@ class TinyGAN(L.LightningModule):
         self.latent_dim, self.num_classes = 4, 0
         self.generator = nn.Sequential(nn.Linear(4, 32 * 32), nn.Tanh())
 
-    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
-            return self.generator(torch.randn(n, 4, device=self.device)).view(n, 1, 32, 32)
+            z = torch.randn(n, 4, generator=generator).to(self.device)
+            return self.generator(z).view(n, 1, 32, 32)
 
     def training_step(self, batch, batch_idx):
         x, _ = batch

@@ -123,3 +123,14 @@ def test_unknown_target_fails_before_training(make_cfg):
     cfg = make_cfg("pruning=unstructured", "pruning.targets=[generator,nosuchmodule]")
     with pytest.raises(ValueError, match=r"pruning.targets.*nosuchmodule.*\['generator', 'discriminator'\]"):
         train(cfg)
+
+
+def test_lightning_modelpruning_baseline_reaches_target(make_cfg):
+    from prunegen.train import train
+
+    cfg = make_cfg("pruning=lightning_modelpruning", "pruning.start_epoch=0", "pruning.end_epoch=1",
+                   "pruning.every_n_epochs=1", "trainer.max_epochs=2", "pruning.final_sparsity=0.6")
+    record, objects = train(cfg)
+    assert record["pruning"]["method"] == "lightning_modelpruning"
+    assert record["pruning"]["achieved_sparsity"] == pytest.approx(0.6, abs=0.01)
+    assert not any(n.endswith("_mask") for n, _ in objects["model"].discriminator.named_buffers())

@@ -30,27 +30,36 @@ def measure(generator: torch.nn.Module, batch_size: int, repeats: int, fuse: boo
     }
 
 
+def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: str | Path, settings: DictConfig,
+                     ignore: list[str] = ()) -> dict[str, Any]:
+    """Compact `masked`, verify it against the masked one (refuse above tolerance), time it beside `dense`,
+    write the compact file and export.json into `out_dir`."""
+    masked.eval()
+    small = compact(masked, ignore).eval()
+    diff = max_abs_diff(masked, small)
+    if diff > settings.tolerance:
+        raise RuntimeError(f"compact generator differs from the masked one by {diff:.3g} > tolerance {settings.tolerance}; nothing written")
+    args = (settings.batch_size, settings.repeats, settings.fuse_batchnorm, settings.channels_last)
+    record = {"dense": measure(dense.eval(), *args), "compact": measure(small, *args), "max_abs_diff": diff}
+    record["macs_ratio"] = record["dense"]["macs"] / record["compact"]["macs"]
+    record["speedup"] = record["dense"]["latency_ms"] / record["compact"]["latency_ms"]
+    record["speedup_per_macs_ratio"] = record["speedup"] / record["macs_ratio"]
+    record["settings"] = {k: settings[k] for k in ("batch_size", "repeats", "fuse_batchnorm", "channels_last")}
+    record["settings"]["threads"] = torch.get_num_threads()
+    record["compact"]["path"] = str(save_compact(small, Path(out_dir) / settings.output_name))
+    write_json(Path(out_dir) / "export.json", record)
+    return record
+
+
 def export(cfg: DictConfig) -> dict[str, Any]:
-    """Compact, verify (refuse above tolerance), time dense and compact in the same run."""
+    """prunegen-export on one checkpoint: dense = the masks made permanent, compact = channels removed."""
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
     model, run_cfg = load_model(cfg.ckpt_path)
     masked = model.generator.eval()
-    small = compact(masked, _ignored(run_cfg)).eval()
-    diff = max_abs_diff(masked, small)
-    if diff > cfg.tolerance:
-        raise RuntimeError(f"compact generator differs from the masked one by {diff:.3g} > tolerance {cfg.tolerance}; nothing written")
-    dense = unmasked_copy(masked).eval()
-    args = (cfg.batch_size, cfg.repeats, cfg.fuse_batchnorm, cfg.channels_last)
-    record = {"dense": measure(dense, *args), "compact": measure(small, *args), "max_abs_diff": diff}
-    record["macs_ratio"] = record["dense"]["macs"] / record["compact"]["macs"]
-    record["speedup"] = record["dense"]["latency_ms"] / record["compact"]["latency_ms"]
-    record["speedup_per_macs_ratio"] = record["speedup"] / record["macs_ratio"]
-    record["settings"] = {k: cfg[k] for k in ("batch_size", "repeats", "num_threads", "fuse_batchnorm", "channels_last")}
-    out = Path(cfg.paths.output_dir)
-    record["compact"]["path"] = str(save_compact(small, out / cfg.output_name))
+    record = export_generator(masked, unmasked_copy(masked), cfg.paths.output_dir, cfg, _ignored(run_cfg))
     record["checkpoint"] = str(cfg.ckpt_path)
-    write_json(out / "export.json", record)
+    write_json(Path(cfg.paths.output_dir) / "export.json", record)
     return record
 
 

@@ -15,7 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from prunegen import CONFIG_DIR
 from prunegen.models.profile import count_macs
 from prunegen.pruning.compact import compact
-from prunegen.pruning.masks import count_parameters
+from prunegen.export import export_generator
+from prunegen.models.sampler import GeneratorSampler
+from prunegen.pruning.masks import count_parameters, restore_masks, unmasked_copy
 from prunegen.reporting.record import write_json
 
 
@@ -53,12 +55,33 @@ def pruning_record(pruning: Any, model: L.LightningModule) -> dict[str, Any]:
     }
 
 
-def build_callbacks(cfg: DictConfig) -> tuple[list[L.Callback], Any, Any]:
-    """Pruning first (masks change before anything samples), then evaluation, then the rest."""
-    pruning = instantiate(cfg.pruning) if cfg.get("pruning") else None
-    evaluation = instantiate(cfg.metrics) if cfg.get("metrics") else None
+def build_callbacks(cfg: DictConfig) -> tuple[list[L.Callback], dict[str, Any]]:
+    """Distillation first (its teacher is the model before a round), pruning (masks change before
+    anything samples), evaluation, then the rest."""
+    named = {key: instantiate(cfg[key]) if cfg.get(key) else None for key in ("distill", "pruning", "metrics")}
     others = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    return [c for c in (pruning, evaluation) if c is not None] + others, pruning, evaluation
+    return [c for c in named.values() if c is not None] + others, named
+
+
+def load_init_weights(model: L.LightningModule, ckpt_path: str) -> None:
+    """Start from a trained (dense) checkpoint's weights; unlike `ckpt_path`, training starts at epoch 0."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
+    restore_masks(model, state)
+    model.load_state_dict(state)
+
+
+def compress_record(cfg: DictConfig, model: L.LightningModule, named: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """The dense teacher scored with the same budget, and the compact generator exported and timed."""
+    out: dict[str, Any] = {}
+    distill, evaluation = named["distill"], named["metrics"]
+    teacher = distill.teacher if distill is not None and distill.teacher is not None else None
+    if teacher is not None and evaluation is not None and evaluation.scorer is not None:
+        out["dense_metrics"] = evaluation.scorer.score(GeneratorSampler(teacher), evaluation.num_samples, evaluation.batch_size, seed=evaluation.seed)
+    if cfg.get("export"):
+        dense = teacher if teacher is not None else unmasked_copy(model.generator)
+        ignore = [p.removeprefix("generator.") for p in getattr(named["pruning"], "ignore", [])]
+        out["export"] = export_generator(model.generator, dense, out_dir, cfg.export, ignore)
+    return out
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -72,7 +95,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         model = instantiate(cfg.model)
-        callbacks, pruning, evaluation = build_callbacks(cfg)
+        if cfg.get("init_ckpt"):
+            load_init_weights(model, cfg.init_ckpt)
+        callbacks, named = build_callbacks(cfg)
+        pruning, evaluation = named["pruning"], named["metrics"]
         loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -87,7 +113,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             samples=str(samples) if samples else None,
             checkpoint=str(out_dir / "checkpoints" / "last.ckpt"),
         )
-        return record, {"model": model, "datamodule": datamodule, "trainer": trainer, "pruning": pruning}
+        record.update(compress_record(cfg, model, named, out_dir))
+        return record, {"model": model, "datamodule": datamodule, "trainer": trainer, **named}
     except Exception as err:
         record["error"] = f"{type(err).__name__}: {err}"
         record["traceback"] = traceback.format_exc()
@@ -103,6 +130,10 @@ def main(cfg: DictConfig) -> float | None:
     record, _ = train(cfg)
     m = record.get("metrics", {})
     print(f"[prunegen] {cfg.paths.output_dir}: FID {m.get('fid')}, class coverage {m.get('class_coverage')}")
+    if "export" in record:
+        from prunegen.reporting.table import print_compress_table
+
+        print_compress_table(record)
     return m.get("fid")
 
 

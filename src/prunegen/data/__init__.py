@@ -1,3 +1,17 @@
 from prunegen.data.digits import DigitsDataModule
+from prunegen.data.image_folder import ImageFolderDataModule
+from prunegen.data.torchvision_sets import (
+    CelebADataModule,
+    CIFAR10DataModule,
+    FashionMNISTDataModule,
+    MNISTDataModule,
+)
 
-__all__ = ["DigitsDataModule"]
+__all__ = [
+    "CelebADataModule",
+    "CIFAR10DataModule",
+    "DigitsDataModule",
+    "FashionMNISTDataModule",
+    "ImageFolderDataModule",
+    "MNISTDataModule",
+]

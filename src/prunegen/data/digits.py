@@ -35,10 +35,17 @@ class DigitsDataModule(L.LightningDataModule):
         test_fraction: float = 0.1,
         split_seed: int = 0,
         num_workers: int = 0,
+        channels: int = 1,
+        num_classes: int | None = 10,
     ) -> None:
         super().__init__()
         if image_size < 8:
             raise ValueError(f"data.image_size must be >= 8, got {image_size}")
+        if channels not in (1, 3):
+            raise ValueError(f"data.channels must be 1 or 3 (grey digits repeated), got {channels}")
+        if num_classes not in (None, 10):
+            raise ValueError(f"data.num_classes is 10 for digits, got {num_classes}")
+        self.channels = channels
         if not 0 <= val_fraction + test_fraction < 1:
             raise ValueError("data.val_fraction + data.test_fraction must be in [0, 1)")
         self.image_size = image_size
@@ -53,13 +60,14 @@ class DigitsDataModule(L.LightningDataModule):
         if self._splits is not None:
             return
         x, y = load_digits_tensors(self.image_size)
+        x = x.repeat(1, self.channels, 1, 1)  # (N, C, S, S)
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.split_seed))
         n_val, n_test = int(len(x) * self.val_fraction), int(len(x) * self.test_fraction)
         idx = {"val": perm[:n_val], "test": perm[n_val : n_val + n_test], "train": perm[n_val + n_test :]}
         self._splits = {s: (x[i], y[i]) for s, i in idx.items()}
 
     def split_tensors(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, labels) of one split; images (N, 1, S, S) in [-1, 1]."""
+        """(images, labels) of one split; images (N, C, S, S) in [-1, 1]."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.setup()

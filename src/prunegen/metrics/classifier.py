@@ -1,7 +1,5 @@
 """A small CNN trained on the dataset's own training split: the `classifier` feature extractor."""
 
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prunegen.metrics.cache import save_atomic
 from prunegen.metrics.rng import isolated_rng
 
 
@@ -99,18 +98,6 @@ def classifier_cache_path(datamodule: Any, cache_dir: str | Path) -> Path:
     return Path(cache_dir) / f"classifier_{datamodule.name}_{datamodule.image_size}px.pt"
 
 
-def _save_atomic(payload: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)  # readers never see a half-written file
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _load_cached(path: Path, arch: dict[str, Any]) -> tuple[DomainClassifier, float] | None:
     if not path.exists():
         return None
@@ -118,7 +105,8 @@ def _load_cached(path: Path, arch: dict[str, Any]) -> tuple[DomainClassifier, fl
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["arch"].items()}
     if saved != arch:
         return None  # another architecture: retrain and overwrite
-    classifier = DomainClassifier(**arch)
+    with isolated_rng(0):  # its random init is overwritten, but must not advance the caller's RNG
+        classifier = DomainClassifier(**arch)
     classifier.load_state_dict(payload["state_dict"])
     return classifier.eval(), float(payload["accuracy"])
 
@@ -143,5 +131,5 @@ def load_or_train_classifier(
     state = {k: v.cpu() for k, v in classifier.state_dict().items()}
     payload = {"state_dict": state, "accuracy": accuracy, "arch": arch, "epochs": epochs, "seed": seed}
     payload["train_seconds"] = seconds
-    _save_atomic(payload, path)
+    save_atomic(payload, path)
     return classifier, accuracy

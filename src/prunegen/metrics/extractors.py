@@ -1,10 +1,13 @@
 """Feature extractors and the thin modules that plug them into torchmetrics' `feature=` argument."""
 
-from typing import Protocol, runtime_checkable
+import hashlib
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor, nn
 
-from prunegen.metrics.classifier import DomainClassifier
+if TYPE_CHECKING:  # classifier.py imports the cache, which imports this module
+    from prunegen.metrics.classifier import DomainClassifier
 
 
 @runtime_checkable
@@ -14,6 +17,7 @@ class FeatureExtractor(Protocol):
     name: str  # labels every score, e.g. "classifier" or "inception"
     num_features: int
     accuracy: float | None  # test accuracy on the dataset, None where it has none (Inception)
+    resize: str  # how images reach the network's input size, recorded in metrics.json
 
     def extract(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(features (N, num_features), logits (N, K)) in one forward pass."""
@@ -24,11 +28,13 @@ class ClassifierExtractor(nn.Module):
     """The domain classifier as a FeatureExtractor: penultimate features and class logits."""
 
     name = "classifier"
+    resize = "none"  # the classifier sees the dataset's own resolution
 
-    def __init__(self, classifier: DomainClassifier, accuracy: float | None = None) -> None:
+    def __init__(self, classifier: "DomainClassifier", accuracy: float | None = None) -> None:
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
         self.num_features = classifier.num_features
+        self.num_classes = classifier.head.out_features
         self.accuracy = accuracy
 
     def train(self, mode: bool = True) -> "ClassifierExtractor":
@@ -39,6 +45,16 @@ class ClassifierExtractor(nn.Module):
         """(features, logits) of x."""
         features = self.classifier.features(x)
         return features, self.classifier.head(features)
+
+
+def fingerprint(module: nn.Module) -> str:
+    """sha256 (16 hex digits) of a module's state dict: names, shapes, dtypes and values."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 class SharedPass(nn.Module):

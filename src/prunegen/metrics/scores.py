@@ -1,15 +1,25 @@
-"""FID, KID, IS and class coverage of a generator against fixed real statistics."""
+"""FID, KID, IS, precision/recall and class coverage of a generator (or a set of images) against fixed real statistics."""
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
+import torch_fidelity
+import torchmetrics
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.inception import InceptionScore
-from torchmetrics.image.kid import KernelInceptionDistance
 
-from prunegen.metrics.extractors import FeatureExtractor, FeatureModule, LogitsModule, SharedPass
+from prunegen.metrics.cache import RealStats, compute_real_stats
+from prunegen.metrics.extractors import (
+    ClassifierExtractor,
+    FeatureExtractor,
+    FeatureModule,
+    LogitsModule,
+    SharedPass,
+    fingerprint,
+)
 from prunegen.metrics.rng import isolated_rng
+from prunegen.metrics.streaming import FID, IS, KID, ClassHistogram, PrecisionRecall
 
 RESULT_KEYS = (
     "fid",
@@ -17,10 +27,18 @@ RESULT_KEYS = (
     "kid_std",
     "is_mean",
     "is_std",
+    "precision",
+    "recall",
     "class_coverage",
+    "class_coverage_accuracy",
     "extractor",
     "extractor_accuracy",
+    "extractor_weights",
+    "resize",
     "num_samples",
+    "num_real",
+    "torchmetrics_version",
+    "torch_fidelity_version",
 )
 
 
@@ -43,81 +61,153 @@ def model_device(model: Any) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the default process group; (0, 1) outside torch.distributed."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def batch_seed(seed: int, index: int) -> int:
+    """A well-mixed seed for sample batch `index`: samples depend on (seed, index), not on the world size."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> 1)
+
+
 class GeneratorScorer:
-    """Owns the torchmetrics states; real statistics are computed once, fakes on every `score`.
+    """Owns the metric states; real statistics are fixed (given, or computed on the first `score`).
 
     A plain object, not an nn.Module, so assigning it to a LightningModule never makes the metrics
-    (and the extractor's weights) part of the model's state dict.
+    (and the extractor's weights) part of the model's state dict. Under torch.distributed each rank
+    scores every world_size-th batch and the metrics gather the fake-image states.
     """
 
     def __init__(
         self,
         extractor: FeatureExtractor,
-        real_images: Tensor,
+        real: RealStats | Tensor,
         batch_size: int = 500,
         kid_subsets: int = 100,
         is_splits: int = 10,
+        pr_k: int = 3,
+        coverage: ClassifierExtractor | None = None,
+        weights: str | None = None,
     ) -> None:
-        if len(real_images) < 2:
-            raise ValueError(f"real_images needs at least 2 images, got {len(real_images)}")
+        if isinstance(real, Tensor) and len(real) < 2 or isinstance(real, RealStats) and real.num < 2:
+            raise ValueError("the real images need at least 2 images")
         self.extractor = extractor
-        self.real_images = real_images  # (N, C, H, W) in [-1, 1]
+        self.real = real if isinstance(real, RealStats) else None
+        self.real_images = real if isinstance(real, Tensor) else None  # (N, C, H, W) in [-1, 1]
         self.batch_size = batch_size
         self.is_splits = is_splits
+        # The domain classifier behind class_coverage: the extractor itself, or a separate one.
+        self.coverage = extractor if coverage is None and isinstance(extractor, ClassifierExtractor) else coverage
         self.shared = SharedPass(extractor)
         features, logits = FeatureModule(self.shared), LogitsModule(self.shared)
-        # Every DDP rank scores the same samples itself, so nothing is gathered (and nothing double-counted).
-        kw: dict[str, Any] = {"sync_on_compute": False}
         self.metrics = nn.ModuleDict(
             {
-                "fid": FrechetInceptionDistance(feature=features, reset_real_features=False, **kw),
-                "kid": KernelInceptionDistance(feature=features, subsets=kid_subsets, reset_real_features=False, **kw),
-                "is": InceptionScore(feature=logits, splits=is_splits, **kw),  # normalize=False: no uint8 cast
+                "fid": FID(features),
+                "kid": KID(features, subsets=kid_subsets),
+                "is": IS(logits, splits=is_splits),
+                "pr": PrecisionRecall(features, k=pr_k),
             }
         )
-        self.num_real = 0  # real images fed so far; stays fixed after the first `score`
+        if self.coverage is not None:
+            self.metrics["classes"] = ClassHistogram(self.coverage.num_classes)
+        self.weights = weights or fingerprint(extractor)  # recorded with every score
+        self.device: torch.device | None = None
 
-    def _feed_real(self, device: torch.device) -> None:
-        for i in range(0, len(self.real_images), self.batch_size):
-            x = self.real_images[i : i + self.batch_size].to(device)
-            self.metrics["fid"].update(x, real=True)
-            self.metrics["kid"].update(x, real=True)
-        self.num_real = len(self.real_images)
-        self.shared.clear()
+    def _prepare(self, device: torch.device) -> None:
+        if self.device != device:
+            self.metrics.to(device)  # moves the extractor too
+            if self.coverage is not None:
+                self.coverage.to(device)
+            self.device = device
+        if self.real is None:
+            self.real = compute_real_stats(self.extractor, iter_batches(self.real_images, self.batch_size), device)
+        for metric in self.metrics.values():
+            metric.reset()
+        for name in ("fid", "kid", "pr"):
+            self.metrics[name].set_real(self.real)  # after `.to`, which would move the CPU features
 
-    def _feed_fake(self, model: Any, num_samples: int, batch_size: int) -> Tensor:
-        counts = None
-        for start in range(0, num_samples, batch_size):
-            x = model.sample(min(batch_size, num_samples - start)).float()  # (B, C, H, W) in [-1, 1]
-            logits = self.shared(x)[1]
-            self.metrics["fid"].update(x, real=False)
-            self.metrics["kid"].update(x, real=False)
-            self.metrics["is"].update(x)
-            batch_counts = torch.bincount(logits.argmax(dim=1).cpu(), minlength=logits.shape[1])
-            counts = batch_counts if counts is None else counts + batch_counts
+    def _update(self, x: Tensor) -> None:
+        x = x.float()
+        features, logits = self.shared(x)
+        self.metrics["fid"].update(x, real=False)
+        self.metrics["kid"].update(x, real=False)
+        self.metrics["is"].update(x)
+        self.metrics["pr"].update(x, real=False)
+        if self.coverage is not None:
+            self.metrics["classes"].update(logits if self.coverage is self.extractor else self.coverage.extract(x)[1])
+
+    def _compute(self, num_samples: int, seed: int) -> dict[str, Any]:
         self.shared.clear()
-        return counts
+        m = self.metrics
+        m["kid"].subset_size = min(1000, num_samples, self.real.num)
+        with isolated_rng(seed, self.device):  # KID subsets and the IS permutation use the global RNG
+            kid_mean, kid_std = m["kid"].compute()
+            is_mean, is_std = m["is"].compute()
+        precision, recall = m["pr"].compute()
+        values = (m["fid"].compute(), kid_mean, kid_std, is_mean, is_std, precision, recall)
+        result: dict[str, Any] = dict(zip(RESULT_KEYS, (float(v) for v in values)))
+        counts = m["classes"].compute() if self.coverage is not None else None
+        result["class_coverage"] = coverage_from_counts(counts) if counts is not None else None
+        result["class_coverage_accuracy"] = self.coverage.accuracy if self.coverage is not None else None
+        result["extractor"] = self.extractor.name
+        result["extractor_accuracy"] = self.extractor.accuracy
+        result["extractor_weights"] = self.weights
+        result["resize"] = self.extractor.resize
+        result["num_samples"] = num_samples
+        result["num_real"] = self.real.num
+        result["torchmetrics_version"] = torchmetrics.__version__
+        result["torch_fidelity_version"] = torch_fidelity.__version__
+        return result
+
+    def _check(self, num_samples: int, num_batches: int) -> tuple[int, int]:
+        if num_samples < max(2, self.is_splits):
+            raise ValueError(f"num_samples must be >= {max(2, self.is_splits)}, got {num_samples}")
+        rank, world = rank_and_world()
+        if num_batches < world:
+            raise ValueError(f"{num_samples} samples make {num_batches} batches, fewer than the {world} ranks")
+        return rank, world
 
     @torch.no_grad()
     def score(self, model: Any, num_samples: int, batch_size: int | None = None, seed: int = 0) -> dict[str, Any]:
-        """Sample `num_samples` images from `model` (labels None) and score them; global RNG untouched."""
-        if num_samples < max(2, self.is_splits):
-            raise ValueError(f"num_samples must be >= {max(2, self.is_splits)}, got {num_samples}")
+        """Sample `num_samples` images from `model` (labels None) and score them; global RNG untouched.
+
+        Batch i holds `model.sample(n, generator=<CPU generator seeded by (seed, i)>)`, so the samples
+        do not depend on the number of ranks.
+        """
+        batch_size = batch_size or self.batch_size
+        starts = range(0, num_samples, batch_size)
+        rank, world = self._check(num_samples, len(starts))
         device = model_device(model)
-        self.metrics.to(device)
-        if self.num_real == 0:
-            self._feed_real(device)
-        for metric in self.metrics.values():
-            metric.reset()  # FID/KID keep their real statistics (reset_real_features=False)
-        with isolated_rng(seed, device):  # same z every call; KID/IS subsets use the global RNG too
-            counts = self._feed_fake(model, num_samples, batch_size or self.batch_size)
-            self.metrics["kid"].subset_size = min(1000, num_samples, self.num_real)
-            kid_mean, kid_std = self.metrics["kid"].compute()
-            is_mean, is_std = self.metrics["is"].compute()
-        values = (self.metrics["fid"].compute(), kid_mean, kid_std, is_mean, is_std)
-        result: dict[str, Any] = dict(zip(RESULT_KEYS, (float(v) for v in values)))
-        result["class_coverage"] = coverage_from_counts(counts)
-        result["extractor"] = self.extractor.name
-        result["extractor_accuracy"] = self.extractor.accuracy
-        result["num_samples"] = num_samples
-        return result
+        self._prepare(device)
+        for i in range(rank, len(starts), world):
+            n = min(batch_size, num_samples - starts[i])
+            s = batch_seed(seed, i)
+            with isolated_rng(s, device):  # also for models that draw from the global RNG
+                self._update(model.sample(n, generator=torch.Generator().manual_seed(s)).to(device))
+        return self._compute(num_samples, seed)
+
+    @torch.no_grad()
+    def score_images(
+        self, batches: Iterable[Tensor], num_images: int, device: torch.device | str = "cpu", seed: int = 0
+    ) -> dict[str, Any]:
+        """Score a fixed set of images given as float batches in [-1, 1] (every world_size-th batch on each rank)."""
+        rank, world = rank_and_world()
+        self._prepare(torch.device(device))
+        seen = num_batches = 0
+        for i, x in enumerate(batches):
+            seen, num_batches = seen + len(x), num_batches + 1
+            if i % world == rank:
+                self._update(x.to(device))
+        self._check(seen, num_batches)
+        if seen != num_images:
+            raise ValueError(f"expected {num_images} images, got {seen}")
+        return self._compute(num_images, seed)
+
+
+def iter_batches(images: Tensor, batch_size: int) -> Iterator[Tensor]:
+    """Consecutive slices of `images`."""
+    for i in range(0, len(images), batch_size):
+        yield images[i : i + batch_size]

@@ -1,4 +1,9 @@
-"""One LightningModule for the GAN family; manual optimization (D step, then G step)."""
+"""One LightningModule for the GAN family; manual optimization (D step, then G step).
+
+Losses (`loss`), spectral norm and projection (in the discriminator's config), conditional
+generation (`num_classes` of the networks), DiffAugment (`diffaugment`) and an EMA of the
+generator (`ema_decay`) are all chosen in `configs/model/*.yaml`.
+"""
 
 from collections.abc import Callable
 from typing import Any
@@ -6,12 +11,33 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+from typing_extensions import override
 
+from prunegen.models.augment import diff_augment, parse_policy
+from prunegen.models.ema import apply_masks, load_ema_into, make_ema, update_ema
 from prunegen.models.losses import LOSSES, gradient_penalty
 from prunegen.pruning.masks import ordered_parameters, restore_masks
 
 
+def check_labels_match(model: Any, datamodule: Any) -> None:
+    """A conditional model needs a labelled datamodule with the same number of classes."""
+    have = getattr(datamodule, "num_classes", None)
+    if model.num_classes and have != model.num_classes:
+        raise ValueError(
+            f"the model is conditional on {model.num_classes} classes but data {getattr(datamodule, 'name', '?')!r} "
+            f"has num_classes={have}; set data.num_classes / the model's num_classes to agree"
+        )
+
+
 class GAN(L.LightningModule):
+    """G and D trained alternately; `sample` draws from G (or from its EMA when `ema_decay` is set).
+
+    EMA and pruning: masks go on `generator` only; `ema` averages the masked weights and carries the
+    same zeros (see `models/ema.py`), so the scores of a pruned run are those of a model with the
+    generator's sparsity. Export and compaction take `generator`; `use_ema_weights()` copies the
+    average into it first when the EMA weights are the ones to deploy.
+    """
+
     family = "gan"
 
     def __init__(
@@ -23,6 +49,8 @@ class GAN(L.LightningModule):
         loss: str = "nonsat",
         gp_weight: float = 10.0,
         n_critic: int = 1,
+        diffaugment: str | list[str] | None = None,
+        ema_decay: float = 0.0,
         name: str = "dcgan",
     ) -> None:
         super().__init__()
@@ -30,12 +58,23 @@ class GAN(L.LightningModule):
             raise ValueError(f"model.loss must be one of {tuple(LOSSES)}, got {loss!r}")
         if n_critic < 1:
             raise ValueError(f"model.n_critic must be >= 1, got {n_critic}")
+        if not 0 <= ema_decay < 1:
+            raise ValueError(f"model.ema_decay must be in [0, 1) (0: no EMA), got {ema_decay}")
+        if getattr(discriminator, "num_classes", 0) != generator.num_classes:
+            raise ValueError(
+                f"model.discriminator.num_classes ({getattr(discriminator, 'num_classes', 0)}) must equal "
+                f"model.generator.num_classes ({generator.num_classes})"
+            )
         self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer_g", "optimizer_d"])
         self.automatic_optimization = False
         self.generator, self.discriminator = generator, discriminator
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.d_loss_fn, self.g_loss_fn = LOSSES[loss]
+        self.augment = parse_policy(diffaugment)
+        if ema_decay > 0:  # only registered when on: `ema` is then a top-level module beside `generator`
+            self.ema = make_ema(generator)
         self.name = name
+        self.distiller = None  # set by prunegen.distill.DistillationCallback while a pruned G is fine-tuned
 
     @property
     def latent_dim(self) -> int:
@@ -45,44 +84,79 @@ class GAN(L.LightningModule):
     def num_classes(self) -> int:
         return self.generator.num_classes
 
+    def _sampler(self) -> nn.Module:
+        if self.hparams.ema_decay > 0:
+            apply_masks(self.ema, self.generator)  # masks may have changed since the last update
+            return self.ema
+        return self.generator
+
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images in [-1, 1] from the generator in eval mode (the deployed behaviour)."""
+        """n images in [-1, 1] from the generator (or its EMA) in eval mode (the deployed behaviour)."""
         z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
         if self.num_classes and labels is None:
             labels = torch.arange(n) % self.num_classes
         labels = labels.to(self.device) if labels is not None else None
-        was_training = self.generator.training
-        self.generator.eval()
+        net = self._sampler()
+        was_training = net.training
+        net.eval()
         try:
-            return self.generator(z, labels)
+            return net(z, labels)
         finally:
-            self.generator.train(was_training)
+            net.train(was_training)
 
-    def _labels(self, y: torch.Tensor) -> torch.Tensor | None:
-        return y if self.num_classes else None
+    def use_ema_weights(self) -> None:
+        """Copy the EMA weights (and BN statistics) into `generator`, e.g. before export; masks are kept."""
+        if self.hparams.ema_decay > 0:
+            load_ema_into(self.generator, self.ema)
+
+    @override
+    def setup(self, stage: str) -> None:
+        if self.trainer is not None and self.trainer.datamodule is not None:
+            check_labels_match(self, self.trainer.datamodule)
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # All ranks start from one seed: without an offset they would draw the same latents, and the
+            # generator's gradients (which see only z and the synced D) would be identical on every rank.
+            torch.manual_seed(torch.initial_seed() + self.global_rank)
+
+    def _d(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """D's logits, after DiffAugment when it is on (the same policy for real and fake)."""
+        return self.discriminator(diff_augment(x, self.augment) if self.augment else x, labels)
+
+    def _d_step(self, x: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        d_loss = self.d_loss_fn(self._d(x, labels), self._d(fake, labels))
+        if self.hparams.loss == "wgan_gp":
+            critic = lambda images: self._d(images, labels)  # noqa: E731
+            d_loss = d_loss + self.hparams.gp_weight * gradient_penalty(critic, x, fake)
+        return d_loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         opt_g, opt_d = self.optimizers()
-        labels = self._labels(y)
+        labels = y if self.num_classes else None
+        if self.distiller is not None:
+            return self.distiller.gan_step(self, x, labels)
         z = torch.randn(x.shape[0], self.latent_dim, device=self.device)
 
-        fake = self.generator(z, labels).detach()
-        d_loss = self.d_loss_fn(self.discriminator(x), self.discriminator(fake))
-        if self.hparams.loss == "wgan_gp":
-            d_loss = d_loss + self.hparams.gp_weight * gradient_penalty(self.discriminator, x, fake)
+        d_loss = self._d_step(x, self.generator(z, labels).detach(), labels)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
         self.log("train/d_loss", d_loss, prog_bar=True)
 
         if batch_idx % self.hparams.n_critic == 0:
-            g_loss = self.g_loss_fn(self.discriminator(self.generator(z, labels)))
+            g_loss = self.g_loss_fn(self._d(self.generator(z, labels), labels))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
             self.log("train/g_loss", g_loss, prog_bar=True)
+            if self.hparams.ema_decay > 0:
+                self._update_ema()
+
+    def _update_ema(self) -> None:
+        step = self.global_step
+        decay = min(self.hparams.ema_decay, (1 + step) / (10 + step))  # warm-up: early average follows G
+        update_ema(self.ema, self.generator, decay)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         return [

@@ -128,3 +128,21 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def print_compress_table(record: dict[str, Any]) -> None:
+    """Dense vs compact after a compress run: cost, speed and scores side by side."""
+    from rich.console import Console
+    from rich.table import Table
+
+    ex = record["export"]
+    table = Table(title=f"dense vs compact ({record.get('metrics', {}).get('extractor', '?')} features)")
+    for name in ["", "MACs", "params", "file KB", "CPU ms/256", "FID", "KID", "IS", "classes"]:
+        table.add_column(name, justify="right")
+    for side, metrics in [("dense", record.get("dense_metrics", {})), ("compact", record.get("metrics", {}))]:
+        e = ex[side]
+        table.add_row(side, f"{e['macs']:,}", f"{e['params']:,}", f"{e['file_bytes'] / 1024:.0f}", f"{e['latency_ms']:.1f}",
+                      *[f"{metrics[k]:.4g}" if isinstance(metrics.get(k), (int, float)) else "-"
+                        for k in ("fid", "kid_mean", "is_mean", "class_coverage")])
+    table.add_row("ratio", f"{ex['macs_ratio']:.1f}x", "", "", f"{ex['speedup']:.2f}x", "", "", "", "")
+    Console(width=150).print(table)

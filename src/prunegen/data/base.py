@@ -1,0 +1,121 @@
+"""What the file-backed datamodules share: the PIL -> [-1, 1] transform, loaders and capped `split_tensors`."""
+
+import lightning as L
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Subset
+from torchvision import transforms
+
+SPLITS = ("train", "val", "test")
+
+
+class ConvertMode:
+    """PIL image -> mode "L" (1 channel) or "RGB" (3 channels); a class, so DataLoader workers can pickle it."""
+
+    def __init__(self, channels: int) -> None:
+        if channels not in (1, 3):
+            raise ValueError(f"data.channels must be 1 or 3, got {channels}")
+        self.mode = "L" if channels == 1 else "RGB"
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return image.convert(self.mode)
+
+
+def image_transform(image_size: int, channels: int) -> transforms.Compose:
+    """PIL image -> (C, S, S) float tensor in [-1, 1]: shorter side resized to S, then center-cropped."""
+    return transforms.Compose(
+        [
+            ConvertMode(channels),
+            transforms.Resize(image_size, antialias=True),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),  # [0, 1]
+            transforms.Normalize([0.5] * channels, [0.5] * channels),  # [-1, 1]
+        ]
+    )
+
+
+def split_indices(n: int, fractions: tuple[float, float], seed: int) -> dict[str, torch.Tensor]:
+    """A fixed permutation of range(n) cut into val / test / train (val and test first)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val, n_test = int(n * fractions[0]), int(n * fractions[1])
+    return {"val": perm[:n_val], "test": perm[n_val : n_val + n_test], "train": perm[n_val + n_test :]}
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Base of the datamodules that decode images on the fly; subclasses build one Dataset per split.
+
+    `split_tensors(split)` (used for real statistics and the domain classifier) decodes at most
+    `eval_max_images` images of the split, a fixed random subset when the split is larger.
+    """
+
+    name = "images"
+    channels = 3
+    num_classes = 0
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        eval_max_images: int = 10000,
+        split_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if image_size < 8:
+            raise ValueError(f"data.image_size must be >= 8, got {image_size}")
+        if eval_max_images < 2:
+            raise ValueError(f"data.eval_max_images must be >= 2, got {eval_max_images}")
+        self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.eval_max_images, self.split_seed = eval_max_images, split_seed
+        self._datasets: dict[str, Dataset] | None = None
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def build_splits(self) -> dict[str, Dataset]:
+        """{split: Dataset of (image (C, S, S) in [-1, 1], label)} for train, val and test."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._datasets is None:
+            self._datasets = self.build_splits()
+
+    def dataset(self, split: str) -> Dataset:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.setup()
+        return self._datasets[split]
+
+    def split_tensors(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (N, C, S, S) in [-1, 1], labels (N,)) of one split, N <= eval_max_images; cached."""
+        if split not in self._tensors:
+            ds = self.dataset(split)
+            if len(ds) > self.eval_max_images:
+                g = torch.Generator().manual_seed(self.split_seed + 1)
+                ds = Subset(ds, torch.randperm(len(ds), generator=g)[: self.eval_max_images].tolist())
+            shape = (0, self.channels, self.image_size, self.image_size)
+            x, y = [torch.empty(shape)], [torch.empty(0, dtype=torch.long)]
+            for xb, yb in DataLoader(ds, batch_size=256, num_workers=self.num_workers):
+                x.append(xb)
+                y.append(torch.as_tensor(yb, dtype=torch.long))
+            self._tensors[split] = (torch.cat(x), torch.cat(y))
+        return self._tensors[split]
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        ds = self.dataset(split)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle and len(ds) >= self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+

@@ -1,0 +1,141 @@
+"""prunegen-eval: score a checkpoint (over several seeds), or a folder of images, and write metrics.json."""
+
+import statistics
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from prunegen import CONFIG_DIR
+from prunegen.metrics import EvaluationCallback, build_extractor, from_datamodule, from_folder, scorer_for
+from prunegen.pruning.masks import count_parameters, restore_masks
+from prunegen.reporting.record import write_json
+
+NUMERIC = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "class_coverage")
+
+
+def run_config(ckpt_path: str | Path) -> DictConfig:
+    """The Hydra config saved by the run that wrote `<run dir>/checkpoints/<name>.ckpt`."""
+    path = Path(ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no run config at {path} (expected <run dir>/checkpoints/*.ckpt)")
+    return OmegaConf.load(path)
+
+
+def load_model(ckpt_path: str | Path, run_cfg: DictConfig) -> Any:
+    """Rebuild `run_cfg.model` and load the checkpoint's weights, masks of a pruned run included."""
+    model = instantiate(run_cfg.model)
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    restore_masks(model, state)  # pruned checkpoints hold `*_orig` / `*_mask` keys
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """First seed's record with every numeric score replaced by its mean over seeds, plus mean/std and each seed."""
+    out = {k: v for k, v in per_seed[0].items() if k != "seed"}
+    over: dict[str, dict[str, float | None]] = {}
+    for key in NUMERIC:
+        values = [r[key] for r in per_seed if r.get(key) is not None]
+        if len(values) == len(per_seed):
+            std = statistics.stdev(values) if len(values) > 1 else None
+            over[key] = {"mean": statistics.fmean(values), "std": std}
+            out[key] = over[key]["mean"]
+    out["over_seeds"] = over
+    out["per_seed"] = [{"seed": r["seed"], **{k: r.get(k) for k in NUMERIC}} for r in per_seed]
+    return out
+
+
+def score_checkpoint(cfg: DictConfig, evaluation: EvaluationCallback, record: dict[str, Any]) -> dict[str, Any]:
+    run_cfg = run_config(cfg.ckpt_path)
+    datamodule = instantiate(cfg.data if cfg.get("data") else run_cfg.data)
+    model = load_model(cfg.ckpt_path, run_cfg).to(cfg.device)
+    total, nonzero = count_parameters(model.generator)
+    record["model"] = {"name": getattr(model, "name", None), "family": getattr(model, "family", None)}
+    record["generator"] = {"params_total": total, "params_nonzero": nonzero, "sparsity": 1 - nonzero / total}
+    record["data"] = {"name": datamodule.name, "image_size": datamodule.image_size, "split": evaluation.real_split}
+    scorer = _scorer(cfg, evaluation, datamodule, None)
+    per_seed = []
+    for seed in cfg.seeds:
+        result = scorer.score(model, evaluation.num_samples, evaluation.batch_size, seed=int(seed))
+        per_seed.append({**result, "seed": int(seed)})
+    record["real_stats_cached"] = scorer.real_cached
+    return summarize(per_seed)
+
+
+def score_folder(cfg: DictConfig, evaluation: EvaluationCallback, record: dict[str, Any]) -> dict[str, Any]:
+    datamodule = instantiate(cfg.data) if cfg.get("data") else None
+    if datamodule is None and not cfg.get("real_dir"):
+        raise ValueError("fake_dir= needs the real images: set real_dir=PATH or data=NAME")
+    scorer = _scorer(cfg, evaluation, datamodule, cfg.get("real_dir"))
+    channels = 3 if evaluation.extractor == "inception" else datamodule.channels
+    fakes = from_folder(cfg.fake_dir, channels)
+    result = scorer.score_images(fakes.batches(evaluation.batch_size), fakes.count, cfg.device, seed=int(cfg.seeds[0]))
+    if datamodule is not None:
+        record["data"] = {"name": datamodule.name, "image_size": datamodule.image_size, "split": evaluation.real_split}
+    record["real_stats_cached"] = scorer.real_cached
+    return result
+
+
+def _scorer(cfg: DictConfig, evaluation: EvaluationCallback, datamodule: Any, real_dir: str | None) -> Any:
+    extractor, coverage = build_extractor(
+        evaluation.extractor,
+        datamodule,
+        evaluation.cache_dir,
+        evaluation.inception_weights,
+        evaluation.classifier_epochs,
+        cfg.device,
+    )
+    if real_dir:
+        channels = 3 if evaluation.extractor == "inception" else datamodule.channels
+        real = from_folder(real_dir, channels, evaluation.num_real)
+    else:
+        real = from_datamodule(datamodule, evaluation.real_split, evaluation.num_real)
+    return scorer_for(extractor, real, evaluation.cache_dir, evaluation.batch_size, cfg.device, coverage, pr_k=evaluation.pr_k)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score `cfg.ckpt_path` or `cfg.fake_dir`; returns the metrics.json record (also written to the run folder)."""
+    start = time.time()
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    record: dict[str, Any] = {"status": "failed", "run": {"overrides": overrides, "seeds": list(cfg.seeds)}}
+    record["source"] = {k: cfg.get(k) for k in ("ckpt_path", "fake_dir", "real_dir")}
+    try:
+        if bool(cfg.get("ckpt_path")) == bool(cfg.get("fake_dir")):
+            raise ValueError("set exactly one of ckpt_path=PATH (a checkpoint) and fake_dir=PATH (a folder of images)")
+        if not cfg.get("metrics"):
+            raise ValueError("metrics=null: choose an extractor config, e.g. metrics=classifier or metrics=inception")
+        if cfg.get("num_threads"):
+            torch.set_num_threads(cfg.num_threads)
+        evaluation: EvaluationCallback = instantiate(cfg.metrics)  # validates the extractor and its weights
+        score = score_checkpoint if cfg.get("ckpt_path") else score_folder
+        record["metrics"] = score(cfg, evaluation, record)
+        record["status"] = "completed"
+        return record
+    except Exception as err:
+        record["error"] = f"{type(err).__name__}: {err}"
+        record["traceback"] = traceback.format_exc()
+        raise
+    finally:
+        record["run"]["wall_time_s"] = round(time.time() - start, 2)
+        record["config"] = OmegaConf.to_container(cfg, resolve=False)
+        write_json(Path(cfg.paths.output_dir) / "metrics.json", record)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+def main(cfg: DictConfig) -> float | None:
+    record = evaluate(cfg)
+    m = record["metrics"]
+    print(f"[prunegen-eval] {cfg.paths.output_dir}: FID {m['fid']:.4g} ({m['extractor']}), "
+          f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
+    return m["fid"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Small ResNet generator / discriminator in the style of SNGAN's CIFAR models (Miyato et al. 2018)."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prunegen.models.networks.layers import ProjectionHead, check_num_classes, maybe_sn
+
+
+def _num_blocks(image_size: int) -> int:
+    n = math.log2(image_size / 4)
+    if image_size < 8 or n != int(n):
+        raise ValueError(f"image_size must be 4 * 2^k with k >= 1 (8, 16, 32, 64) for the ResNet, got {image_size}")
+    return int(n)
+
+
+class GBlock(nn.Module):
+    """BN-ReLU-up-conv3-BN-ReLU-conv3 plus an upsampled 1x1 shortcut: (B, C, H, W) -> (B, C', 2H, 2W)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(c_in), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2.0, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class ResNetGenerator(nn.Module):
+    """z (B, latent_dim) -> image (B, channels, S, S) in [-1, 1]; a ConvTranspose2d stem on a 1x1 latent."""
+
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        ngf: int = 64,
+        channels: int = 1,
+        image_size: int = 32,
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, check_num_classes(num_classes)
+        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
+        in_dim = latent_dim * (2 if num_classes else 1)
+        self.stem = nn.ConvTranspose2d(in_dim, ngf, 4, 1, 0)  # (B, ngf, 4, 4)
+        self.blocks = nn.Sequential(*[GBlock(ngf, ngf) for _ in range(_num_blocks(image_size))])
+        self.out = nn.Sequential(nn.BatchNorm2d(ngf), nn.ReLU(), nn.Conv2d(ngf, channels, 3, 1, 1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("a conditional generator needs labels")
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        return self.out(self.blocks(self.stem(z[:, :, None, None])))
+
+
+class DBlock(nn.Module):
+    """(ReLU)-conv3-ReLU-conv3-(avgpool) plus a 1x1 shortcut; `first` is SNGAN's optimized first block."""
+
+    def __init__(self, c_in: int, c_out: int, down: bool, first: bool = False, use_sn: bool = True) -> None:
+        super().__init__()
+        sn = maybe_sn(use_sn)
+        self.conv1, self.conv2 = sn(nn.Conv2d(c_in, c_out, 3, 1, 1)), sn(nn.Conv2d(c_out, c_out, 3, 1, 1))
+        self.shortcut = sn(nn.Conv2d(c_in, c_out, 1)) if (c_in != c_out or down) else None
+        self.down, self.first = down, first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(F.relu(self.conv1(x if self.first else F.relu(x))))
+        s = x
+        if self.first:  # pool before the shortcut conv: the input has few channels
+            h, s = F.avg_pool2d(h, 2), F.avg_pool2d(s, 2)
+            return h + self.shortcut(s)
+        if self.shortcut is not None:
+            s = self.shortcut(s)
+        if self.down:
+            h, s = F.avg_pool2d(h, 2), F.avg_pool2d(s, 2)
+        return h + s
+
+
+class ResNetDiscriminator(nn.Module):
+    """image (B, channels, S, S) -> logit (B,): down-blocks to 8x8, two more blocks, ReLU, sum-pool, linear."""
+
+    def __init__(
+        self,
+        ndf: int = 64,
+        channels: int = 1,
+        image_size: int = 32,
+        num_classes: int = 0,
+        spectral_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        n_down = _num_blocks(image_size) - 1  # down to 8x8 (4x4 for 8 px)
+        blocks = [DBlock(channels, ndf, down=True, first=True, use_sn=spectral_norm)]
+        blocks += [DBlock(ndf, ndf, down=True, use_sn=spectral_norm) for _ in range(max(n_down - 1, 0))]
+        blocks += [DBlock(ndf, ndf, down=False, use_sn=spectral_norm) for _ in range(2)]
+        self.blocks = nn.Sequential(*blocks)
+        self.linear = maybe_sn(spectral_norm)(nn.Linear(ndf, 1))
+        self.channels, self.num_classes = channels, check_num_classes(num_classes)
+        self.projection = ProjectionHead(num_classes, ndf, spectral_norm) if num_classes else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # (B, ndf)
+        out = self.linear(h).flatten()
+        if self.projection is not None:
+            out = out + self.projection(h, labels)
+        return out

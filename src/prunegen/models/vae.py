@@ -1,0 +1,122 @@
+"""One LightningModule for the VAE family (Kingma & Welling 2014; beta-VAE, Higgins 2017; CVAE, Sohn 2015)."""
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from typing_extensions import override
+
+from prunegen.models.gan import check_labels_match
+from prunegen.pruning.masks import ordered_parameters, restore_masks
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, summed over latent dimensions: (B,)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=1)
+
+
+def reconstruction_nll(x: torch.Tensor, logits: torch.Tensor, likelihood: str, sigma: float) -> torch.Tensor:
+    """-log p(x | z) per sample, summed over pixels: (B,). `logits` is the decoder's pre-tanh output a.
+
+    bernoulli: pixel intensities (x + 1) / 2 under Bernoulli(sigmoid(2a)), the mean image being tanh(a);
+    gaussian: N(x; tanh(a), sigma^2), constants dropped.
+    """
+    if likelihood == "bernoulli":
+        nll = F.binary_cross_entropy_with_logits(2 * logits, (x + 1) / 2, reduction="none")
+    else:
+        nll = 0.5 * ((x - torch.tanh(logits)) / sigma) ** 2
+    return nll.flatten(1).sum(dim=1)
+
+
+class VAE(L.LightningModule):
+    """Encoder q(z | x, y), decoder p(x | z, y) (= `generator`), standard normal prior; loss recon + beta * KL.
+
+    Logs `train/recon`, `train/kl` (per image, nats) and `train/elbo`, the minimised objective
+    recon + beta * KL (the negative ELBO when beta = 1).
+    """
+
+    family = "vae"
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        generator: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        beta: float = 1.0,
+        likelihood: str = "bernoulli",
+        sigma: float = 0.1,
+        name: str = "vae",
+    ) -> None:
+        super().__init__()
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"model.likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        if beta < 0 or sigma <= 0:
+            raise ValueError(f"model.beta must be >= 0 and model.sigma > 0, got beta={beta}, sigma={sigma}")
+        if encoder.latent_dim != generator.latent_dim or encoder.num_classes != generator.num_classes:
+            raise ValueError(
+                "model.encoder and model.generator must agree on latent_dim and num_classes, got "
+                f"({encoder.latent_dim}, {encoder.num_classes}) and ({generator.latent_dim}, {generator.num_classes})"
+            )
+        self.save_hyperparameters(ignore=["encoder", "generator", "optimizer"])
+        self.encoder, self.generator = encoder, generator
+        self.optimizer = optimizer
+        self.name = name
+
+    @property
+    def decoder(self) -> nn.Module:
+        """The decoder is the generator (a property, so its weights appear once in the state dict)."""
+        return self.generator
+
+    @property
+    def latent_dim(self) -> int:
+        return self.generator.latent_dim
+
+    @property
+    def num_classes(self) -> int:
+        return self.generator.num_classes
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n decoder means in [-1, 1] for z from the prior, in eval mode."""
+        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+        if self.num_classes and labels is None:
+            labels = torch.arange(n) % self.num_classes
+        labels = labels.to(self.device) if labels is not None else None
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(z, labels)
+        finally:
+            self.generator.train(was_training)
+
+    def loss_terms(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Batch means of recon, kl and elbo = recon + beta * kl, with one reparameterised z per image."""
+        mu, logvar = self.encoder(x, labels)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        recon = reconstruction_nll(x, self.generator.logits(z, labels), self.hparams.likelihood, self.hparams.sigma)
+        kl = kl_to_standard_normal(mu, logvar)
+        return {"recon": recon.mean(), "kl": kl.mean(), "elbo": (recon + self.hparams.beta * kl).mean()}
+
+    @override
+    def setup(self, stage: str) -> None:
+        if self.trainer is not None and self.trainer.datamodule is not None:
+            check_labels_match(self, self.trainer.datamodule)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        terms = self.loss_terms(x, y if self.num_classes else None)
+        for key, value in terms.items():
+            self.log(f"train/{key}", value, prog_bar=key == "elbo")
+        return terms["elbo"]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer(list(ordered_parameters(self)))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Runs before the strict state-dict load: re-create the masks a pruned checkpoint holds.
+        restore_masks(self, checkpoint["state_dict"])

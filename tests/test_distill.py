@@ -1,0 +1,77 @@
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from prunegen.distill import DistillationCallback, Distiller
+from prunegen.pruning.masks import unmasked_copy
+from prunegen.train import train
+
+
+def _generator(make_cfg):
+    L.seed_everything(0)
+    return instantiate(make_cfg().model.generator)
+
+
+@pytest.mark.parametrize("feature_weight", [0.0, 1.0])
+def test_loss_zero_for_identical_student_and_positive_otherwise(make_cfg, feature_weight):
+    teacher = _generator(make_cfg).eval()
+    student = unmasked_copy(teacher).eval()
+    d = Distiller(teacher, feature_weight=feature_weight)
+    z = torch.randn(8, teacher.latent_dim)
+    loss, _, logs = d.loss(student, z, None)
+    assert loss.item() == 0
+    with torch.no_grad():
+        student.net[0].weight.mul_(0.5)
+    loss, _, logs = d.loss(student, z, None)
+    assert loss.item() > 0
+    if feature_weight:
+        assert logs["distill/features"] > 0
+
+
+def test_bad_distill_settings():
+    with pytest.raises(ValueError, match="d_policy"):
+        DistillationCallback(d_policy="sometimes")
+    with pytest.raises(ValueError, match="adversarial_weight"):
+        DistillationCallback(adversarial_weight=1.0)
+
+
+@pytest.mark.parametrize("distill", ["output", "features", "adversarial"])
+def test_compress_pipeline_end_to_end(make_cfg, tmp_path, distill):
+    cfg = make_cfg("experiment=compress_digits", f"distill={distill}", "trainer.max_epochs=3", "pruning.start_epoch=0",
+                   "pruning.end_epoch=0", "export.repeats=2", "export.batch_size=16")
+    record, objects = train(cfg)
+    teacher = objects["distill"].teacher
+    frozen = {k: v.clone() for k, v in teacher.state_dict().items()}
+    assert all(not p.requires_grad and p.grad is None for p in teacher.parameters())
+    assert record["export"]["max_abs_diff"] <= 1e-5
+    assert record["export"]["macs_ratio"] > 3
+    assert record["generator"]["macs_effective"] == record["export"]["compact"]["macs"]
+    assert {"fid", "class_coverage"} <= set(record["dense_metrics"]) and {"fid"} <= set(record["metrics"])
+    assert (tmp_path / "run" / "export.json").exists() and (tmp_path / "run" / "generator_compact.pt").exists()
+    # the teacher is the model before the round, bit-identical after two epochs of fine-tuning
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(v, frozen[k])
+    student = objects["model"].generator
+    assert not torch.equal(unmasked_copy(student).net[0].weight, teacher.net[0].weight)
+
+
+def test_teacher_is_not_trained(make_cfg):
+    cfg = make_cfg("experiment=compress_digits", "trainer.max_epochs=2", "pruning.start_epoch=0", "pruning.end_epoch=0",
+                   "export=null")
+    cb = instantiate(cfg.distill)
+    snap = {}
+    original = cb._activate
+
+    def spy(trainer, pl_module):
+        original(trainer, pl_module)
+        snap.update({k: v.clone() for k, v in cb.teacher.state_dict().items()})
+
+    cb._activate = spy
+    L.seed_everything(0)
+    model, dm = instantiate(cfg.model), instantiate(cfg.data)
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, limit_val_batches=0, callbacks=[cb, instantiate(cfg.pruning)])
+    trainer.fit(model, datamodule=dm)
+    assert snap and all(torch.equal(v, snap[k]) for k, v in cb.teacher.state_dict().items())
+    assert not any(p is q for p in cb.teacher.parameters() for g in trainer.optimizers[0].param_groups for q in g["params"])
