@@ -148,6 +148,22 @@ def test_eval_pruned_checkpoint_over_seeds(make_cfg, tmp_path) -> None:
     assert record["real_stats_cached"]  # the training run's evaluation cached them
 
 
+def test_eval_conditional_vae_checkpoint(make_cfg, tmp_path) -> None:
+    """The model protocol is all evaluation needs: a VAE (conditional here) scores like a GAN."""
+    cfg = make_cfg(
+        "model=cvae", "model.generator.ngf=8", "model.encoder.nef=8", "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2", "trainer.enable_progress_bar=false", "logger=none",
+        "data.image_size=16", "metrics.num_samples=64", "metrics.batch_size=64", tiny=False,
+    )
+    train(cfg)
+    (tmp_path / "run" / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / "run" / ".hydra" / "config.yaml")
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    record = evaluate(_eval_cfg(tmp_path, f"ckpt_path={ckpt}", "metrics.num_samples=40"))
+    assert record["model"]["family"] == "vae" and record["metrics"]["num_samples"] == 40
+    assert record["metrics"]["class_coverage"] >= 1 and record["generator"]["sparsity"] == 0
+
+
 def test_eval_folder_against_dataset_and_folder(digits16, tmp_path) -> None:
     test_images = digits16.split_tensors("test")[0]
     save_images(test_images[:100], tmp_path / "fake")

@@ -114,6 +114,7 @@ class DistillationCallback(Callback):
         d_feature_weight: float = 0.0,
         d_policy: str = "none",
         d_lr_ratio: float = 1.0,
+        g_lr: float | None = 1e-3,
     ) -> None:
         if d_policy not in D_POLICIES:
             raise ValueError(f"distill.d_policy must be one of {D_POLICIES}, got {d_policy!r}")
@@ -121,7 +122,7 @@ class DistillationCallback(Callback):
             raise ValueError(f"distill.output_loss must be one of ('l1', 'mse'), got {output_loss!r}")
         if d_policy == "none" and (adversarial_weight or d_feature_weight):
             raise ValueError("distill.adversarial_weight / d_feature_weight need a discriminator: set distill.d_policy")
-        self.teacher_ckpt, self.snapshot_epoch, self.d_lr_ratio = teacher_ckpt, snapshot_epoch, d_lr_ratio
+        self.teacher_ckpt, self.snapshot_epoch, self.d_lr_ratio, self.g_lr = teacher_ckpt, snapshot_epoch, d_lr_ratio, g_lr
         self.weights = dict(output_weight=output_weight, output_loss=output_loss, feature_weight=feature_weight,
                             adversarial_weight=adversarial_weight, d_feature_weight=d_feature_weight, d_policy=d_policy)
         self.teacher: nn.Module | None = None
@@ -135,11 +136,12 @@ class DistillationCallback(Callback):
             self.teacher = unmasked_copy(load_model(self.teacher_ckpt)[0].generator)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._pending is not None:  # resumed: rebuild the teacher from its saved weights
+        if self._pending is not None:  # resumed: rebuild the teacher; optimizers were restored as they were
             self.teacher = unmasked_copy(pl_module.generator)
             self.teacher.load_state_dict(self._pending)
             self._pending = None
-        if self.teacher is not None:
+            pl_module.distiller = Distiller(self.teacher.to(pl_module.device), **self.weights)
+        elif self.teacher is not None:
             self._activate(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -150,6 +152,13 @@ class DistillationCallback(Callback):
     def _activate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.teacher.to(pl_module.device)
         pl_module.distiller = Distiller(self.teacher, **self.weights)
+        # A new objective: Adam's moments from adversarial training (measured: they stalled the L1 at
+        # ~0.54 for 15 epochs) are dropped, and the student gets its own learning rate.
+        opt_g = trainer.optimizers[0]
+        opt_g.state.clear()
+        if self.g_lr is not None:
+            for group in opt_g.param_groups:
+                group["lr"] = self.g_lr
         if len(trainer.optimizers) > 1:
             opt_d = trainer.optimizers[1]
             if self.weights["d_policy"] == "reset":

@@ -75,7 +75,7 @@ def scorer_for(
     key = real_stats_key(real, extractor, weights)
     stats, cached = load_or_compute_real_stats(extractor, real.batches(batch_size), key, cache_dir, device)
     scorer = GeneratorScorer(extractor, stats, batch_size=batch_size, coverage=coverage, weights=weights, **kwargs)
-    scorer.real_cached = cached  # whether the real statistics were read from the cache
+    scorer.real_cached = cached
     return scorer
 
 

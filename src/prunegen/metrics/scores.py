@@ -92,11 +92,12 @@ class GeneratorScorer:
         coverage: ClassifierExtractor | None = None,
         weights: str | None = None,
     ) -> None:
-        if isinstance(real, Tensor) and len(real) < 2 or isinstance(real, RealStats) and real.num < 2:
+        if (real.num if isinstance(real, RealStats) else len(real)) < 2:
             raise ValueError("the real images need at least 2 images")
         self.extractor = extractor
         self.real = real if isinstance(real, RealStats) else None
         self.real_images = real if isinstance(real, Tensor) else None  # (N, C, H, W) in [-1, 1]
+        self.real_cached = False  # whether `real` was read from the disk cache (set by `scorer_for`)
         self.batch_size = batch_size
         self.is_splits = is_splits
         # The domain classifier behind class_coverage: the extractor itself, or a separate one.

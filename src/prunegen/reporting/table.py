@@ -19,6 +19,10 @@ COLUMNS = [
     ("KID", "metrics.kid_mean", "{:.4f}"),
     ("IS", "metrics.is_mean", "{:.2f}"),
     ("classes", "metrics.class_coverage", "{:.2f}"),
+    ("FID / dense", "fid_vs_dense", "{:.2f}"),
+    ("CPU ms/256", "export.compact.latency_ms", "{:.1f}"),
+    ("speedup", "export.speedup", "{:.2f}"),
+    ("file KB", "export.compact.file_kb", "{:.0f}"),
 ]
 
 
@@ -29,6 +33,10 @@ def load_runs(root: str | Path) -> list[dict[str, Any]]:
         record = flatten(json.loads(path.read_text()))
         if record.get("status") == "completed":
             record["path"] = str(path.parent)
+            if record.get("dense_metrics.fid"):  # the same run's teacher, scored with the same budget
+                record["fid_vs_dense"] = record["metrics.fid"] / record["dense_metrics.fid"]
+            if "export.compact.file_bytes" in record:
+                record["export.compact.file_kb"] = record["export.compact.file_bytes"] / 1024
             runs.append(record)
     return runs
 
