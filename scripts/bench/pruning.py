@@ -68,8 +68,7 @@ def main() -> None:
     print(f"{'variant':52s} {'MACs ratio':>10s} {'speedup':>8s} {'quotient':>9s}")
     for name, (d, c, prep) in variants.items():
         ratio = macs(d) / macs(c)
-        t_dense = latency_ms(prepare_inference(d, **prep), repeats=args.repeats)
-        t_small = latency_ms(prepare_inference(c, **prep), repeats=args.repeats)
+        t_dense, t_small = latency_ms(prepare_inference(d, **prep), prepare_inference(c, **prep), repeats=args.repeats)
         print(f"{name:52s} {ratio:10.2f} {t_dense / t_small:8.2f} {t_dense / t_small / ratio:9.2f}")
 
 

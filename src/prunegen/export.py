@@ -20,12 +20,10 @@ def _ignored(run_cfg: DictConfig) -> list[str]:
     return [p.removeprefix("generator.") for p in ignore if p.startswith("generator.")]
 
 
-def measure(generator: torch.nn.Module, batch_size: int, repeats: int, fuse: bool, channels_last: bool) -> dict[str, Any]:
-    fast = prepare_inference(generator, fuse_batchnorm=fuse, channels_last=channels_last)
+def measure(generator: torch.nn.Module) -> dict[str, Any]:
     return {
         "params": count_parameters(generator)[0],
         "macs": count_macs(generator, generator.latent_dim, generator.num_classes),
-        "latency_ms": latency_ms(fast, batch_size, repeats),
         "file_bytes": file_bytes(generator),
     }
 
@@ -39,8 +37,10 @@ def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: s
     diff = max_abs_diff(masked, small)
     if diff > settings.tolerance:
         raise RuntimeError(f"compact generator differs from the masked one by {diff:.3g} > tolerance {settings.tolerance}; nothing written")
-    args = (settings.batch_size, settings.repeats, settings.fuse_batchnorm, settings.channels_last)
-    record = {"dense": measure(dense.eval(), *args), "compact": measure(small, *args), "max_abs_diff": diff}
+    record = {"dense": measure(dense.eval()), "compact": measure(small), "max_abs_diff": diff}
+    fast = [prepare_inference(g, settings.fuse_batchnorm, settings.channels_last) for g in (dense, small)]
+    latencies = latency_ms(*fast, batch=settings.batch_size, repeats=settings.repeats)
+    record["dense"]["latency_ms"], record["compact"]["latency_ms"] = latencies
     record["macs_ratio"] = record["dense"]["macs"] / record["compact"]["macs"]
     record["speedup"] = record["dense"]["latency_ms"] / record["compact"]["latency_ms"]
     record["speedup_per_macs_ratio"] = record["speedup"] / record["macs_ratio"]

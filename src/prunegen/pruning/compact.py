@@ -73,18 +73,23 @@ def max_abs_diff(a: nn.Module, b: nn.Module, n: int = 64, seed: int = 0) -> floa
 
 
 @torch.no_grad()
-def latency_ms(generator: nn.Module, batch: int = 256, repeats: int = 10, warmup: int = 2) -> float:
-    """Median wall time of one batch on the CPU, in milliseconds."""
-    generator.eval()
-    z = torch.randn(batch, generator.latent_dim)
-    labels = torch.zeros(batch, dtype=torch.long) if getattr(generator, "num_classes", 0) else None
-    times = []
+def latency_ms(*generators: nn.Module, batch: int = 256, repeats: int = 10, warmup: int = 2) -> float | list[float]:
+    """Median wall time of one batch on the CPU, in milliseconds. Several generators are timed in
+    alternation (a, b, a, b, ...), so a noisy machine's drift hits them alike."""
+    times: list[list[float]] = [[] for _ in generators]
+    inputs = []
+    for g in generators:
+        g.eval()
+        labels = torch.zeros(batch, dtype=torch.long) if getattr(g, "num_classes", 0) else None
+        inputs.append((torch.randn(batch, g.latent_dim), labels))
     for i in range(warmup + repeats):
-        start = time.perf_counter()
-        generator(z, labels)
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for g, (z, labels), t in zip(generators, inputs, times):
+            start = time.perf_counter()
+            g(z, labels)
+            if i >= warmup:
+                t.append((time.perf_counter() - start) * 1000)
+    medians = [statistics.median(t) for t in times]
+    return medians[0] if len(medians) == 1 else medians
 
 
 def prepare_inference(generator: nn.Module, fuse_batchnorm: bool = True, channels_last: bool = True) -> nn.Module:

@@ -15,7 +15,7 @@ COLUMNS = [
     ("sparsity", "generator.sparsity", "{:.3f}"),
     ("nonzero params", "generator.params_nonzero", "{:,.0f}"),
     ("MACs", "generator.macs_effective", "{:,.0f}"),
-    ("FID", "metrics.fid", "{:.1f}"),
+    ("FID", "metrics.fid", "{:.3g}"),
     ("KID", "metrics.kid_mean", "{:.4f}"),
     ("IS", "metrics.is_mean", "{:.2f}"),
     ("classes", "metrics.class_coverage", "{:.2f}"),
@@ -47,14 +47,24 @@ def group_key(run: dict[str, Any]) -> str:
     return " ".join(sorted(kept)) or "(defaults)"
 
 
+def short_labels(keys: list[str]) -> dict[str, str]:
+    """Label each group by the overrides that differ between groups (paths and shared settings dropped)."""
+    parsed = {k: dict(o.split("=", 1) for o in k.split() if "=" in o) for k in keys}
+    names = {n for d in parsed.values() for n in d}
+    groups = {"experiment", "model", "data", "pruning", "distill"}  # config-group choices always name a run
+    varying = sorted(n for n in names if n in groups or len({d[n] for d in parsed.values() if n in d}) > 1)
+    return {k: " ".join(f"{n}={d[n]}" for n in varying if n in d) or k for k, d in parsed.items()}
+
+
 def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per group: the mean and std over seeds of every column, plus a sample grid."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
+    labels = short_labels(list(groups))
     rows = []
     for key, members in groups.items():
-        row: dict[str, Any] = {"run": key, "seeds": len(members), "samples": members[0].get("samples")}
+        row: dict[str, Any] = {"run": labels[key], "seeds": len(members), "samples": members[0].get("samples")}
         row["pruned"] = members[0].get("pruning.method") is not None
         row["extractor"] = members[0].get("metrics.extractor")
         for name, k, _ in COLUMNS:
@@ -100,11 +110,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title="prunegen results")
-    for name in ["run", "seeds"] + [c[0] for c in COLUMNS] + ["samples"]:
+    for name in ["run", "seeds"] + [c[0] for c in COLUMNS]:
         table.add_column(name, overflow="fold")
     for r in rows:
-        table.add_row(r["run"], str(r["seeds"]), *[_cell(r, n, f) for n, _, f in COLUMNS], str(r["samples"]))
-    Console(width=200).print(table)
+        table.add_row(r["run"], str(r["seeds"]), *[_cell(r, n, f) for n, _, f in COLUMNS])
+    Console(width=220).print(table)
+    for r in rows:
+        print(f"samples of {r['run']}: {r['samples']}")
 
 
 def write_table(root: str | Path, out_dir: str | Path | None = None) -> list[dict[str, Any]]:
