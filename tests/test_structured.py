@@ -136,3 +136,20 @@ def test_lottery_ticket_rewinds_survivors(make_cfg):
 def test_bad_structured_settings(kwargs, key):
     with pytest.raises(ValueError, match=key):
         PruningCallback(**kwargs)
+
+
+@pytest.mark.parametrize("model_name", ["vae", "sngan_resnet", "cgan"])
+def test_compact_equals_masked_for_other_generators(make_cfg, model_name):
+    L.seed_everything(0)
+    tiny = model_name != "vae"  # the tiny overrides name a discriminator, which a VAE has not
+    model = instantiate(make_cfg(f"model={model_name}", "data.image_size=32", tiny=tiny).model)
+    model.generator.train()
+    labels = torch.arange(16) % model.num_classes if model.num_classes else None
+    model.generator(torch.randn(16, model.latent_dim), labels)  # BN statistics away from init
+    cb = _structured(model, final_sparsity=0.5)
+    assert cb._groups["generator"], model_name
+    cb.prune(model, 0.5)
+    G = model.generator.eval()
+    small = compact(G)
+    assert max_abs_diff(G, small) <= 1e-5
+    assert count_macs(small, G.latent_dim, G.num_classes) < count_macs(G, G.latent_dim, G.num_classes) / 2
