@@ -37,3 +37,15 @@ def test_ddp_spawn_ranks_agree_on_masks(make_cfg, tmp_path):
     assert result["world"] == 2
     rank0, rank1 = result["masks"]
     assert rank0 == rank1  # each rank saw different batches, yet scored the same summed gradients
+
+
+def test_train_under_ddp_spawn_records_masks_and_scores(make_cfg, tmp_path):
+    from prunegen.train import train
+
+    cfg = make_cfg("trainer=ddp_spawn", "pruning=structured", "pruning.start_epoch=0", "pruning.end_epoch=0",
+                   "pruning.final_sparsity=0.5", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                   "trainer.enable_progress_bar=false", "logger=none", "metrics.batch_size=32")
+    record, objects = train(cfg)
+    assert record["pruning"]["achieved_sparsity"] == 0.5  # the workers' masks, reloaded from last.ckpt
+    assert record["generator"]["macs_effective"] < record["generator"]["macs"] / 3
+    assert record["metrics"]["fid"] > 0 and record["metrics"]["num_samples"] == 64

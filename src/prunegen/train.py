@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from prunegen import CONFIG_DIR
@@ -84,6 +85,21 @@ def compress_record(cfg: DictConfig, model: L.LightningModule, named: dict[str, 
     return out
 
 
+def recover_from_workers(trainer: L.Trainer, model: L.LightningModule, datamodule: Any, named: dict[str, Any], out_dir: Path) -> None:
+    """ddp_spawn trains in worker processes: the masks come back only through `last.ckpt` (Lightning
+    reloads the weights non-strictly) and the callbacks' results not at all. Reload and score here."""
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if getattr(trainer.strategy, "_start_method", None) != "spawn" or not last.is_file():
+        return
+    load_init_weights(model, str(last))
+    if named["pruning"] is not None:
+        named["pruning"].setup(trainer, model, "fit")  # its channel groups were found in the workers
+    evaluation = named["metrics"]
+    if evaluation is not None:
+        evaluation.scorer = evaluation.scorer or evaluation.build(datamodule, model.device)
+        evaluation.results = evaluation.scorer.score(model, evaluation.num_samples, evaluation.batch_size, seed=evaluation.seed)
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train one run; returns (the metrics.json record, the objects built)."""
     start = time.time()
@@ -102,7 +118,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        samples = next((c.final_path for c in callbacks if hasattr(c, "final_path")), None)
+        recover_from_workers(trainer, model, datamodule, named, out_dir)
+        samples = next((c.final_path for c in callbacks if getattr(c, "final_path", None)), None)
+        samples = samples or next(iter([out_dir / "samples.png"] if (out_dir / "samples.png").exists() else []), None)
         record.update(
             status="completed",
             data={"name": datamodule.name, "image_size": datamodule.image_size},
@@ -122,7 +140,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     finally:
         record["run"]["wall_time_s"] = round(time.time() - start, 2)
         record["config"] = OmegaConf.to_container(cfg, resolve=False)
-        write_json(out_dir / "metrics.json", record)
+        if rank_zero_only.rank == 0:  # under `ddp` every rank runs this function
+            write_json(out_dir / "metrics.json", record)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -173,14 +173,15 @@ class EvaluationCallback(L.Callback):
         self.history = list(state_dict["history"])
         self.results = self.history[-1][1] if self.history else None
 
-    def _build(self, trainer: L.Trainer) -> GeneratorScorer:
+    def build(self, datamodule: Any, device: torch.device | str) -> GeneratorScorer:
+        """The scorer of this callback's settings for `datamodule` (real statistics from the cache when there)."""
         return build_scorer(
-            trainer.datamodule,
+            datamodule,
             self.cache_dir,
             self.real_split,
             self.batch_size,
             self.classifier_epochs,
-            device=trainer.strategy.root_device,  # the model is not moved there until after setup
+            device=device,
             extractor=self.extractor,
             inception_weights=self.inception_weights,
             num_real=self.num_real,
@@ -195,10 +196,10 @@ class EvaluationCallback(L.Callback):
             raise ValueError("EvaluationCallback needs trainer.fit(..., datamodule=...) to find the real images")
         # Rank 0 trains the classifier and computes the real statistics; the others then read the cache.
         if trainer.is_global_zero:
-            self.scorer = self._build(trainer)
+            self.scorer = self.build(trainer.datamodule, trainer.strategy.root_device)
         trainer.strategy.barrier("prunegen_real_stats")
         if not trainer.is_global_zero:
-            self.scorer = self._build(trainer)
+            self.scorer = self.build(trainer.datamodule, trainer.strategy.root_device)
 
     def _should_evaluate(self, trainer: L.Trainer) -> bool:
         epoch = trainer.current_epoch
