@@ -31,7 +31,7 @@ run: install
 	$(BIN)/prunegen-train experiment=dense_digits \
 		trainer.enable_progress_bar=false hydra.run.dir=$(RUN_DIR)/dense
 	$(BIN)/prunegen-train -m experiment=compress_digits pruning.final_sparsity=0.5,0.75 \
-		init_ckpt=$(RUN_DIR)/dense/checkpoints/last.ckpt distill.teacher_ckpt=$(RUN_DIR)/dense/checkpoints/last.ckpt \
+		init_ckpt=$(RUN_DIR)/dense/checkpoints/last.ckpt \
 		pruning.start_epoch=0 pruning.end_epoch=0 trainer.max_epochs=16 trainer.enable_progress_bar=false \
 		hydra.sweep.dir=$(RUN_DIR)/compact
 	$(BIN)/prunegen-table $(RUN_DIR)

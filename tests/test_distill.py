@@ -75,3 +75,24 @@ def test_teacher_is_not_trained(make_cfg):
     trainer.fit(model, datamodule=dm)
     assert snap and all(torch.equal(v, snap[k]) for k, v in cb.teacher.state_dict().items())
     assert not any(p is q for p in cb.teacher.parameters() for g in trainer.optimizers[0].param_groups for q in g["params"])
+
+
+def test_teacher_defaults_to_the_init_checkpoint(make_cfg, tmp_path):
+    from omegaconf import OmegaConf
+
+    from prunegen.checkpoint import load_model
+
+    dense_cfg = make_cfg("experiment=dense_digits", "trainer.max_epochs=1", "export=null")
+    dense_cfg.paths.output_dir = str(tmp_path / "dense")
+    train(dense_cfg)
+    (tmp_path / "dense" / ".hydra").mkdir()
+    (tmp_path / "dense" / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(dense_cfg))
+    ckpt = tmp_path / "dense" / "checkpoints" / "last.ckpt"
+
+    cfg = make_cfg("experiment=compress_digits", f"init_ckpt={ckpt}", "pruning.start_epoch=0", "pruning.end_epoch=0",
+                   "trainer.max_epochs=2", "export.repeats=2", "export.batch_size=16")
+    record, objects = train(cfg)
+    dense = load_model(ckpt)[0].generator.state_dict()
+    teacher = objects["distill"].teacher.state_dict()
+    assert all(torch.equal(teacher[k], v) for k, v in dense.items())
+    assert record["dense_metrics"]["fid"] > 0 and record["export"]["macs_ratio"] > 3

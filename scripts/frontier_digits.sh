@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The FID-vs-MACs frontier on digits, sharing one dense model per seed (the experiment=frontier_digits
+# sweep retrains the dense model in every run; this script trains it once per seed):
+#   dense DCGAN (40 epochs) x seeds, then per seed: channel sparsity {0.25 .. 0.875} x distillation on/off,
+#   one-shot from the dense checkpoint + 15 epochs of fine-tuning, plus Lightning's ModelPruning at 80%.
+#   scripts/frontier_digits.sh [OUT_DIR] [SEEDS] [CRITERIA]
+set -euo pipefail
+out=${1:-outputs/frontier_digits}
+seeds=${2:-0,1,2}
+criteria=${3:-magnitude}
+train=.venv/bin/prunegen-train
+quiet=(trainer.enable_progress_bar=false)
+$train -m experiment=dense_digits seed=$seeds "${quiet[@]}" hydra.sweep.dir=$out/dense hydra.sweep.subdir=seed\${seed}
+for seed in ${seeds//,/ }; do
+  ckpt=$out/dense/seed$seed/checkpoints/last.ckpt
+  from=(init_ckpt=$ckpt pruning.start_epoch=0 pruning.end_epoch=0 trainer.max_epochs=16 seed=$seed "${quiet[@]}")
+  $train -m experiment=compress_digits "${from[@]}" distill=output,none \
+      pruning.criterion=$criteria pruning.final_sparsity=0.25,0.5,0.625,0.75,0.875 hydra.sweep.dir=$out/compact_seed$seed
+  $train experiment=dense_digits pruning=lightning_modelpruning pruning.final_sparsity=0.8 "${from[@]}" \
+      hydra.run.dir=$out/lightning_modelpruning_seed$seed
+done
+.venv/bin/prunegen-table $out
