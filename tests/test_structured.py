@@ -153,3 +153,16 @@ def test_compact_equals_masked_for_other_generators(make_cfg, model_name):
     small = compact(G)
     assert max_abs_diff(G, small) <= 1e-5
     assert count_macs(small, G.latent_dim, G.num_classes) < count_macs(G, G.latent_dim, G.num_classes) / 2
+
+
+def test_inference_copy_computes_the_same(make_cfg):
+    from prunegen.pruning.compact import prepare_inference
+
+    model = _model(make_cfg, "data.image_size=32")
+    G = model.generator.train()
+    G(torch.randn(16, G.latent_dim))
+    G.eval()
+    fast = prepare_inference(G, fuse_batchnorm=True, channels_last=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.PixelShuffle) for m in fast.modules())  # the 1-channel output layer
+    assert max_abs_diff(G, fast) <= 1e-5

@@ -57,19 +57,21 @@ def main() -> None:
     dense = DCGANGenerator(ngf=args.ngf).eval()
     dense(torch.randn(64, dense.latent_dim))
     macs = lambda g: count_macs(g, g.latent_dim)  # noqa: E731
+    off = dict(fuse_batchnorm=False, channels_last=False, subpixel_max_channels=0)
     variants = {
-        "torch-pruning, as pruned": (unmasked_copy(dense), torch_pruning(dense, args.sparsity), dict(fuse_batchnorm=False, channels_last=False)),
-        "prunegen compact, plain": (dense, ours(dense, args.sparsity, 1), dict(fuse_batchnorm=False, channels_last=False)),
-        "prunegen compact, fused BN": (dense, ours(dense, args.sparsity, 1), dict(fuse_batchnorm=True, channels_last=False)),
-        "prunegen compact, fused BN + channels_last": (dense, ours(dense, args.sparsity, 1), dict(fuse_batchnorm=True, channels_last=True)),
-        "prunegen compact, fused BN, widths multiple of 8": (dense, ours(dense, args.sparsity, 8), dict(fuse_batchnorm=True, channels_last=False)),
+        "torch-pruning, as pruned": (unmasked_copy(dense), torch_pruning(dense, args.sparsity), off),
+        "prunegen compact, plain": (dense, ours(dense, args.sparsity, 1), off),
+        "prunegen compact, sub-pixel output layer": (dense, ours(dense, args.sparsity, 1), dict(off, subpixel_max_channels=4)),
+        "prunegen compact, sub-pixel + fused BN": (dense, ours(dense, args.sparsity, 1), dict(fuse_batchnorm=True, channels_last=False)),
+        "prunegen compact, sub-pixel + fused BN + channels_last": (dense, ours(dense, args.sparsity, 1), dict(fuse_batchnorm=True, channels_last=True)),
+        "prunegen compact, sub-pixel + fused BN, widths of 8k": (dense, ours(dense, args.sparsity, 8), dict(fuse_batchnorm=True, channels_last=False)),
     }
     print(f"DCGAN ngf={args.ngf}, {args.sparsity:.0%} of hidden channels removed, batch 256, {args.threads} thread(s), median of {args.repeats}")
-    print(f"{'variant':52s} {'MACs ratio':>10s} {'speedup':>8s} {'quotient':>9s}")
+    print(f"{'variant':52s} {'dense ms':>9s} {'compact ms':>10s} {'MACs ratio':>10s} {'speedup':>8s} {'quotient':>9s}")
     for name, (d, c, prep) in variants.items():
         ratio = macs(d) / macs(c)
         t_dense, t_small = latency_ms(prepare_inference(d, **prep), prepare_inference(c, **prep), repeats=args.repeats)
-        print(f"{name:52s} {ratio:10.2f} {t_dense / t_small:8.2f} {t_dense / t_small / ratio:9.2f}")
+        print(f"{name:52s} {t_dense:9.1f} {t_small:10.1f} {ratio:10.2f} {t_dense / t_small:8.2f} {t_dense / t_small / ratio:9.2f}")
 
 
 if __name__ == "__main__":

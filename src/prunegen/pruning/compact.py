@@ -92,9 +92,42 @@ def latency_ms(*generators: nn.Module, batch: int = 256, repeats: int = 10, warm
     return medians[0] if len(medians) == 1 else medians
 
 
-def prepare_inference(generator: nn.Module, fuse_batchnorm: bool = True, channels_last: bool = True) -> nn.Module:
-    """A copy for timing/deployment: BatchNorm folded into the conv before it, channels-last memory."""
+_TAPS = ({0: 3, 1: 1}, {1: 2, 2: 0})  # output parity -> {3x3 tap: 4x4 transposed-kernel index}
+
+
+def subpixel(layer: nn.ConvTranspose2d) -> nn.Sequential:
+    """The same map as a ConvTranspose2d(k=4, s=2, p=1), as a 3x3 convolution to 4x the channels and a
+    PixelShuffle(2). Measured on this CPU: ~2x faster for 1-channel outputs, slower for wide layers."""
+    cin, cout = layer.in_channels, layer.out_channels
+    kernel = torch.zeros(cout, 2, 2, cin, 3, 3)
+    for ry in (0, 1):
+        for rx in (0, 1):
+            for ty, ky in _TAPS[ry].items():
+                for tx, kx in _TAPS[rx].items():
+                    kernel[:, ry, rx, :, ty, tx] = layer.weight.detach()[:, :, ky, kx].t()
+    conv = nn.Conv2d(cin, cout * 4, 3, 1, 1, bias=layer.bias is not None)
+    conv.weight.data = kernel.reshape(cout * 4, cin, 3, 3)
+    if layer.bias is not None:
+        conv.bias.data = layer.bias.detach().repeat_interleave(4)
+    return nn.Sequential(conv, nn.PixelShuffle(2))
+
+
+def _is_upsampling_4x4(m: nn.Module) -> bool:
+    return (isinstance(m, nn.ConvTranspose2d) and m.kernel_size == (4, 4) and m.stride == (2, 2)
+            and m.padding == (1, 1) and m.groups == 1 and m.dilation == (1, 1) and m.output_padding == (0, 0))
+
+
+def prepare_inference(
+    generator: nn.Module, fuse_batchnorm: bool = True, channels_last: bool = True, subpixel_max_channels: int = 4
+) -> nn.Module:
+    """A copy for timing/deployment: BatchNorm folded into the conv before it, narrow upsampling layers
+    (<= `subpixel_max_channels` outputs, e.g. the RGB/grey output layer) as sub-pixel convolutions,
+    channels-last memory."""
     fast = unmasked_copy(generator).eval()
+    for seq in [m for m in fast.modules() if isinstance(m, nn.Sequential)]:
+        for i, layer in enumerate(seq):
+            if _is_upsampling_4x4(layer) and layer.out_channels <= subpixel_max_channels:
+                seq[i] = subpixel(layer)
     if fuse_batchnorm:
         for seq in [m for m in fast.modules() if isinstance(m, nn.Sequential)]:
             for i in range(len(seq) - 1):
