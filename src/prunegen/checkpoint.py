@@ -21,11 +21,16 @@ def run_config(ckpt_path: str | Path) -> DictConfig:
     return OmegaConf.load(cfg_path)
 
 
+def load_weights(model: L.LightningModule, ckpt_path: str | Path, map_location: str = "cpu") -> None:
+    """Load a (possibly pruned) checkpoint's state into `model`, its masks re-created first."""
+    state = torch.load(ckpt_path, map_location=map_location, weights_only=False)["state_dict"]  # Lightning checkpoints hold hparams
+    restore_masks(model, state)
+    model.load_state_dict(state)
+
+
 def load_model(ckpt_path: str | Path, map_location: str = "cpu") -> tuple[L.LightningModule, DictConfig]:
     """(model in eval mode with its masks, the run's config)."""
     cfg = run_config(ckpt_path)
     model = instantiate(cfg.model)
-    checkpoint = torch.load(ckpt_path, map_location=map_location, weights_only=False)  # Lightning checkpoints hold hparams
-    restore_masks(model, checkpoint["state_dict"])
-    model.load_state_dict(checkpoint["state_dict"])
+    load_weights(model, ckpt_path, map_location)
     return model.eval(), cfg

@@ -10,14 +10,13 @@ from omegaconf import DictConfig
 from prunegen import CONFIG_DIR
 from prunegen.checkpoint import load_model
 from prunegen.models.profile import count_macs
-from prunegen.pruning.compact import compact, file_bytes, latency_ms, max_abs_diff, prepare_inference, save_compact
+from prunegen.pruning.compact import compact, file_bytes, generator_paths, latency_ms, max_abs_diff, prepare_inference, save_compact
 from prunegen.pruning.masks import count_parameters, unmasked_copy
 from prunegen.reporting.record import write_json
 
 
 def _ignored(run_cfg: DictConfig) -> list[str]:
-    ignore = (run_cfg.get("pruning") or {}).get("ignore") or []
-    return [p.removeprefix("generator.") for p in ignore if p.startswith("generator.")]
+    return generator_paths((run_cfg.get("pruning") or {}).get("ignore") or [])
 
 
 def measure(generator: torch.nn.Module) -> dict[str, Any]:

@@ -14,11 +14,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from prunegen import CONFIG_DIR
-from prunegen.models.profile import count_macs
-from prunegen.pruning.compact import compact
+from prunegen.checkpoint import load_weights
 from prunegen.export import export_generator
+from prunegen.models.profile import count_macs
 from prunegen.models.sampler import GeneratorSampler
-from prunegen.pruning.masks import count_parameters, restore_masks, unmasked_copy
+from prunegen.pruning.compact import compact, generator_paths
+from prunegen.pruning.masks import count_parameters, unmasked_copy
 from prunegen.reporting.record import write_json
 
 
@@ -32,7 +33,7 @@ def generator_record(model: L.LightningModule, pruning: Any) -> dict[str, Any]:
     macs = count_macs(model.generator, model.latent_dim, model.num_classes)
     small = model.generator
     if getattr(pruning, "granularity", None) == "structured":
-        small = compact(model.generator, [p.removeprefix("generator.") for p in pruning.ignore])
+        small = compact(model.generator, generator_paths(pruning.ignore))
     return {
         "params_total": total,
         "params_nonzero": nonzero,
@@ -64,23 +65,16 @@ def build_callbacks(cfg: DictConfig) -> tuple[list[L.Callback], dict[str, Any]]:
     return [c for c in named.values() if c is not None] + others, named
 
 
-def load_init_weights(model: L.LightningModule, ckpt_path: str) -> None:
-    """Start from a trained (dense) checkpoint's weights; unlike `ckpt_path`, training starts at epoch 0."""
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)["state_dict"]
-    restore_masks(model, state)
-    model.load_state_dict(state)
-
-
 def compress_record(cfg: DictConfig, model: L.LightningModule, named: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """The dense teacher scored with the same budget, and the compact generator exported and timed."""
     out: dict[str, Any] = {}
     distill, evaluation = named["distill"], named["metrics"]
-    teacher = distill.teacher if distill is not None and distill.teacher is not None else None
+    teacher = getattr(distill, "teacher", None)
     if teacher is not None and evaluation is not None and evaluation.scorer is not None:
         out["dense_metrics"] = evaluation.scorer.score(GeneratorSampler(teacher), evaluation.num_samples, evaluation.batch_size, seed=evaluation.seed)
     if cfg.get("export"):
         dense = teacher if teacher is not None else unmasked_copy(model.generator)
-        ignore = [p.removeprefix("generator.") for p in getattr(named["pruning"], "ignore", [])]
+        ignore = generator_paths(getattr(named["pruning"], "ignore", []))
         out["export"] = export_generator(model.generator, dense, out_dir, cfg.export, ignore)
     return out
 
@@ -91,7 +85,7 @@ def recover_from_workers(trainer: L.Trainer, model: L.LightningModule, datamodul
     last = out_dir / "checkpoints" / "last.ckpt"
     if getattr(trainer.strategy, "_start_method", None) != "spawn" or not last.is_file():
         return
-    load_init_weights(model, str(last))
+    load_weights(model, last)
     if named["pruning"] is not None:
         named["pruning"].setup(trainer, model, "fit")  # its channel groups were found in the workers
     evaluation = named["metrics"]
@@ -111,16 +105,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         L.seed_everything(cfg.seed, workers=True)
         datamodule = instantiate(cfg.data)
         model = instantiate(cfg.model)
-        if cfg.get("init_ckpt"):
-            load_init_weights(model, cfg.init_ckpt)
+        if cfg.get("init_ckpt"):  # start from trained weights; unlike ckpt_path, training starts at epoch 0
+            load_weights(model, cfg.init_ckpt)
         callbacks, named = build_callbacks(cfg)
         pruning, evaluation = named["pruning"], named["metrics"]
         loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         recover_from_workers(trainer, model, datamodule, named, out_dir)
-        samples = next((c.final_path for c in callbacks if getattr(c, "final_path", None)), None)
-        samples = samples or next(iter([out_dir / "samples.png"] if (out_dir / "samples.png").exists() else []), None)
+        samples = out_dir / "samples.png"  # written by SampleGridCallback (in the workers under ddp_spawn)
         record.update(
             status="completed",
             data={"name": datamodule.name, "image_size": datamodule.image_size},
@@ -128,7 +121,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             generator=generator_record(model, pruning),
             metrics=dict(evaluation.results) if evaluation is not None else {},
             pruning=pruning_record(pruning, model),
-            samples=str(samples) if samples else None,
+            samples=str(samples) if samples.exists() else None,
             checkpoint=str(out_dir / "checkpoints" / "last.ckpt"),
         )
         record.update(compress_record(cfg, model, named, out_dir))

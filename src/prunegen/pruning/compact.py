@@ -28,6 +28,11 @@ def compact(generator: nn.Module, ignore: list[str] = ()) -> nn.Module:
     return plain
 
 
+def generator_paths(paths: list[str]) -> list[str]:
+    """Module paths under `generator.`, made relative to the generator (config paths are the model's)."""
+    return [p.removeprefix("generator.") for p in paths if p.startswith("generator.")]
+
+
 def generator_spec(generator: nn.Module) -> dict[str, Any]:
     """Constructor arguments (current channel counts included) that rebuild this generator's architecture."""
     cls = type(generator)
