@@ -23,7 +23,7 @@ def run_config(ckpt_path: str | Path) -> DictConfig:
 
 def load_weights(model: L.LightningModule, ckpt_path: str | Path, map_location: str = "cpu") -> None:
     """Load a (possibly pruned) checkpoint's state into `model`, its masks re-created first."""
-    state = torch.load(ckpt_path, map_location=map_location, weights_only=False)["state_dict"]  # Lightning checkpoints hold hparams
+    state = torch.load(ckpt_path, map_location=map_location, weights_only=True)["state_dict"]
     restore_masks(model, state)
     model.load_state_dict(state)
 

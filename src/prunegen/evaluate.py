@@ -13,27 +13,18 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from prunegen import CONFIG_DIR
+from prunegen.checkpoint import load_weights, run_config
 from prunegen.metrics import EvaluationCallback, build_extractor, from_datamodule, from_folder, scorer_for
-from prunegen.pruning.masks import count_parameters, restore_masks
+from prunegen.pruning.masks import count_parameters
 from prunegen.reporting.record import write_json
 
 NUMERIC = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "class_coverage")
 
 
-def run_config(ckpt_path: str | Path) -> DictConfig:
-    """The Hydra config saved by the run that wrote `<run dir>/checkpoints/<name>.ckpt`."""
-    path = Path(ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no run config at {path} (expected <run dir>/checkpoints/*.ckpt)")
-    return OmegaConf.load(path)
-
-
 def load_model(ckpt_path: str | Path, run_cfg: DictConfig) -> Any:
     """Rebuild `run_cfg.model` and load the checkpoint's weights, masks of a pruned run included."""
     model = instantiate(run_cfg.model)
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-    restore_masks(model, state)  # pruned checkpoints hold `*_orig` / `*_mask` keys
-    model.load_state_dict(state)
+    load_weights(model, ckpt_path)
     return model.eval()
 
 
