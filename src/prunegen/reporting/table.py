@@ -42,8 +42,10 @@ def load_runs(root: str | Path) -> list[dict[str, Any]]:
 
 
 def group_key(run: dict[str, Any]) -> str:
-    """What the run is, without its seed: its overrides minus `seed=` and hydra's own."""
-    kept = [o for o in run.get("run.overrides", []) if not o.startswith(("seed=", "hydra."))]
+    """What the run is, without its seed: its overrides minus `seed=`, hydra's own and checkpoint paths
+    (a per-seed dense checkpoint is the same method on another seed)."""
+    kept = [o for o in run.get("run.overrides", [])
+            if not o.startswith(("seed=", "hydra.")) and not o.split("=", 1)[0].endswith(("ckpt", "ckpt_path"))]
     return " ".join(sorted(kept)) or "(defaults)"
 
 
