@@ -54,7 +54,7 @@ def short_labels(keys: list[str]) -> dict[str, str]:
     parsed = {k: dict(o.split("=", 1) for o in k.split() if "=" in o) for k in keys}
     names = {n for d in parsed.values() for n in d}
     groups = {"experiment", "model", "data", "pruning", "distill"}  # config-group choices always name a run
-    varying = sorted(n for n in names if n in groups or len({d[n] for d in parsed.values() if n in d}) > 1)
+    varying = sorted(n for n in names if n in groups or len({d[n].lower() for d in parsed.values() if n in d}) > 1)
     return {k: " ".join(f"{n}={d[n]}" for n in varying if n in d) or k for k, d in parsed.items()}
 
 
