@@ -5,6 +5,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from prunegen.pruning import structured as st
@@ -117,6 +118,8 @@ class PruningCallback(Callback):
                 self.rewinder.rewind(pl_module, trainer.optimizers)
         self._remove_hooks()
         pl_module.log("prune/sparsity", self.sparsity(pl_module), on_epoch=True)
+        for row in self.layer_report:  # per-layer sparsity beside the total, in every logger
+            pl_module.log(f"prune/{row['layer']}", row["sparsity"], on_epoch=True)
 
     def prune(self, pl_module: L.LightningModule, sparsity: float, seed: int = 0) -> None:
         """One pruning round: every target layer (or all of them together) to `sparsity`."""
@@ -126,6 +129,9 @@ class PruningCallback(Callback):
             self._prune_weights(pl_module, sparsity, seed)
         self.applied = sparsity
         self.layer_report = self.report(pl_module)
+        lines = [f"  {r['layer']:<32} {r['nonzero']:>9,}/{r['weights']:<9,} sparsity {r['sparsity']:.3f}"
+                 + (f"  channels {r['channels_kept']}/{r['channels']}" if "channels" in r else "") for r in self.layer_report]
+        rank_zero_info(f"pruning round: target {sparsity:.3f} ({self.method}, {self.criterion})\n" + "\n".join(lines))
 
     def _score(self, module: nn.Module, path: str, name: str, seed: int) -> torch.Tensor:
         stats = {**self._stats.get(path, {}), "seed": seed * 7919 + sum(map(ord, f"{path}.{name}"))}
