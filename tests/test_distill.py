@@ -96,3 +96,10 @@ def test_teacher_defaults_to_the_init_checkpoint(make_cfg, tmp_path):
     teacher = objects["distill"].teacher.state_dict()
     assert all(torch.equal(teacher[k], v) for k, v in dense.items())
     assert record["dense_metrics"]["fid"] > 0 and record["export"]["macs_ratio"] > 3
+
+
+def test_agp_recipe_composes(make_cfg):
+    cfg = make_cfg("experiment=compress_digits_agp", tiny=False)
+    cb = instantiate(cfg.pruning)
+    assert cb.schedule(38) == 0 and 0 < cb.schedule(39) < cb.schedule(45) < 0.875 and cb.schedule(51) == 0.875
+    assert cfg.distill.snapshot_epoch == 39 and cfg.trainer.max_epochs == 80
