@@ -13,6 +13,7 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils import parametrize
 
+from prunegen import CONFIG_DIR
 from prunegen.models import losses
 from prunegen.models.augment import cutout, diff_augment, parse_policy, translation
 from prunegen.models.networks import (
@@ -255,3 +256,10 @@ def test_pruned_vae_checkpoint_loads_into_fresh_module(make_cfg, tmp_path):
     model.eval(), fresh.eval()
     assert torch.equal(fresh.generator.net[0].weight_mask, model.generator.net[0].weight_mask)
     assert torch.allclose(fresh.generator(z), model.generator(z))
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in Path(CONFIG_DIR, "experiment").glob("digits_*.yaml")))
+def test_digits_experiments_compose_and_build(make_cfg, experiment):
+    cfg = make_cfg(f"experiment={experiment}", tiny=False)
+    model = instantiate(cfg.model)
+    assert model.name == cfg.model.name and model.sample(2).shape == (2, 1, 32, 32)
