@@ -95,7 +95,8 @@ def test_torchvision_sets_without_files_give_the_clear_error(make_cfg, tmp_path,
     dm = instantiate(cfg.data)
     assert dm.name == name and dm.download is False
     for hook in (dm.prepare_data, dm.setup):
-        with pytest.raises(FileNotFoundError, match=rf"{name}: no dataset files in .*data/{folder}.*data.download=true"):
+        message = rf"{name}: no dataset files in .*data/{folder}.*data.download=true"
+        with pytest.raises(FileNotFoundError, match=message):
             hook()
 
 

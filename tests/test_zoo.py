@@ -248,7 +248,8 @@ def test_pruned_vae_checkpoint_loads_into_fresh_module(make_cfg, tmp_path):
     model = instantiate(cfg.model)
     trainer = _fit(model, instantiate(cfg.data))
     PruningCallback(targets=["decoder"], final_sparsity=0.5).prune(model, 0.5)  # `decoder` is `generator`
-    assert prunable_layers(model, ["decoder"]).keys() == {p.replace("generator", "decoder") for p in prunable_layers(model, ["generator"])}
+    decoder_paths = {p.replace("generator", "decoder") for p in prunable_layers(model, ["generator"])}
+    assert prunable_layers(model, ["decoder"]).keys() == decoder_paths
     trainer.save_checkpoint(tmp_path / "vae.ckpt")
     fresh = VAE.load_from_checkpoint(tmp_path / "vae.ckpt", encoder=instantiate(cfg.model.encoder),
                                      generator=instantiate(cfg.model.generator), optimizer=None, weights_only=False)

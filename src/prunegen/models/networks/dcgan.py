@@ -14,7 +14,9 @@ def stem_and_upsamples(image_size: int) -> tuple[int, int]:
         n = math.log2(image_size / stem)
         if n >= 1 and n == int(n):
             return stem, int(n)
-    raise ValueError(f"image_size must be 4 * 2^k or 7 * 2^k with k >= 1 (8, 14, 16, 28, 32, 64, ...), got {image_size}")
+    raise ValueError(
+        f"image_size must be 4 * 2^k or 7 * 2^k with k >= 1 (8, 14, 16, 28, 32, 64, ...), got {image_size}"
+    )
 
 
 def generator_widths(ngf: int, image_size: int) -> list[int]:
