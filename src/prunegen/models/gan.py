@@ -16,6 +16,7 @@ from typing_extensions import override
 from prunegen.models.augment import diff_augment, parse_policy
 from prunegen.models.ema import apply_masks, load_ema_into, make_ema, update_ema
 from prunegen.models.losses import LOSSES, gradient_penalty
+from prunegen.models.sampler import sample_generator
 from prunegen.pruning.masks import ordered_parameters, restore_masks
 
 
@@ -90,20 +91,9 @@ class GAN(L.LightningModule):
             return self.ema
         return self.generator
 
-    @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images in [-1, 1] from the generator (or its EMA) in eval mode (the deployed behaviour)."""
-        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
-        if self.num_classes and labels is None:
-            labels = torch.arange(n) % self.num_classes
-        labels = labels.to(self.device) if labels is not None else None
-        net = self._sampler()
-        was_training = net.training
-        net.eval()
-        try:
-            return net(z, labels)
-        finally:
-            net.train(was_training)
+        return sample_generator(self._sampler(), n, labels, generator)
 
     def use_ema_weights(self) -> None:
         """Copy the EMA weights (and BN statistics) into `generator`, e.g. before export; masks are kept."""

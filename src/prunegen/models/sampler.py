@@ -4,6 +4,26 @@ import torch
 from torch import nn
 
 
+@torch.no_grad()
+def sample_generator(
+    net: nn.Module, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """n images in [-1, 1] from `net(z, labels)` in eval mode (the deployed behaviour); z ~ N(0, I)
+    drawn on the CPU from `generator` (so samples do not depend on the device); labels cycle over the
+    classes of a conditional net when not given."""
+    device = next(net.parameters()).device
+    z = torch.randn(n, net.latent_dim, generator=generator).to(device)
+    num_classes = getattr(net, "num_classes", 0)
+    if num_classes and labels is None:
+        labels = torch.arange(n) % num_classes
+    was_training = net.training
+    net.eval()
+    try:
+        return net(z, labels.to(device) if labels is not None else None)
+    finally:
+        net.train(was_training)
+
+
 class GeneratorSampler:
     """`generator`, `latent_dim`, `num_classes` and `sample(n, labels, generator)`, as the LightningModules expose."""
 
@@ -18,15 +38,5 @@ class GeneratorSampler:
     def num_classes(self) -> int:
         return getattr(self.generator, "num_classes", 0)
 
-    @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = next(self.generator.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        if self.num_classes and labels is None:
-            labels = torch.arange(n) % self.num_classes
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            return self.generator(z, labels.to(device) if labels is not None else None)
-        finally:
-            self.generator.train(was_training)
+        return sample_generator(self.generator, n, labels, generator)

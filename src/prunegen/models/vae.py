@@ -10,6 +10,7 @@ from torch import nn
 from typing_extensions import override
 
 from prunegen.models.gan import check_labels_match
+from prunegen.models.sampler import sample_generator
 from prunegen.pruning.masks import ordered_parameters, restore_masks
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -80,19 +81,9 @@ class VAE(L.LightningModule):
     def num_classes(self) -> int:
         return self.generator.num_classes
 
-    @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """n decoder means in [-1, 1] for z from the prior, in eval mode."""
-        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
-        if self.num_classes and labels is None:
-            labels = torch.arange(n) % self.num_classes
-        labels = labels.to(self.device) if labels is not None else None
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            return self.generator(z, labels)
-        finally:
-            self.generator.train(was_training)
+        return sample_generator(self.generator, n, labels, generator)
 
     def loss_terms(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Batch means of recon, kl and elbo = recon + beta * kl, with one reparameterised z per image."""
