@@ -1,22 +1,19 @@
 """prunegen-eval: score a checkpoint (over several seeds), or a folder of images, and write metrics.json."""
 
 import statistics
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import hydra
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
 from prunegen.checkpoint import load_weights, run_config
 from prunegen.metrics import EvaluationCallback, build_extractor, from_datamodule, from_folder, scorer_for
 from prunegen.pruning.masks import count_parameters
-from prunegen.reporting.record import write_json
+from prunegen.reporting.record import hydra_overrides, recorded_run
 
 NUMERIC = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "class_coverage")
 
@@ -93,11 +90,9 @@ def _scorer(cfg: DictConfig, evaluation: EvaluationCallback, datamodule: Any, re
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score `cfg.ckpt_path` or `cfg.fake_dir`; returns the metrics.json record (also written to the run folder)."""
-    start = time.time()
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    record: dict[str, Any] = {"status": "failed", "run": {"overrides": overrides, "seeds": list(cfg.seeds)}}
+    record: dict[str, Any] = {"status": "failed", "run": {"overrides": hydra_overrides(), "seeds": list(cfg.seeds)}}
     record["source"] = {k: cfg.get(k) for k in ("ckpt_path", "fake_dir", "real_dir")}
-    try:
+    with recorded_run(Path(cfg.paths.output_dir) / "metrics.json", record, cfg):
         if bool(cfg.get("ckpt_path")) == bool(cfg.get("fake_dir")):
             raise ValueError("set exactly one of ckpt_path=PATH (a checkpoint) and fake_dir=PATH (a folder of images)")
         if not cfg.get("metrics"):
@@ -109,14 +104,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         record["metrics"] = score(cfg, evaluation, record)
         record["status"] = "completed"
         return record
-    except Exception as err:
-        record["error"] = f"{type(err).__name__}: {err}"
-        record["traceback"] = traceback.format_exc()
-        raise
-    finally:
-        record["run"]["wall_time_s"] = round(time.time() - start, 2)
-        record["config"] = OmegaConf.to_container(cfg, resolve=False)
-        write_json(Path(cfg.paths.output_dir) / "metrics.json", record)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")

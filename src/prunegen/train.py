@@ -1,17 +1,14 @@
 """prunegen-train: compose the config, train (and prune) one generator, score it, write metrics.json."""
 
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
 from prunegen.checkpoint import load_weights
@@ -20,11 +17,7 @@ from prunegen.models.profile import count_macs
 from prunegen.models.sampler import GeneratorSampler
 from prunegen.pruning.compact import compact, generator_paths
 from prunegen.pruning.masks import count_parameters, unmasked_copy
-from prunegen.reporting.record import write_json
-
-
-def _overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+from prunegen.reporting.record import hydra_overrides, recorded_run
 
 
 def generator_record(model: L.LightningModule, pruning: Any) -> dict[str, Any]:
@@ -96,10 +89,10 @@ def recover_from_workers(trainer: L.Trainer, model: L.LightningModule, datamodul
 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train one run; returns (the metrics.json record, the objects built)."""
-    start = time.time()
     out_dir = Path(cfg.paths.output_dir)
-    record: dict[str, Any] = {"status": "failed", "run": {"seed": cfg.seed, "overrides": _overrides()}}
-    try:
+    record: dict[str, Any] = {"status": "failed", "run": {"seed": cfg.seed, "overrides": hydra_overrides()}}
+    # under `ddp` every rank runs this function; rank 0 writes
+    with recorded_run(out_dir / "metrics.json", record, cfg, write=rank_zero_only.rank == 0):
         if cfg.get("num_threads"):
             torch.set_num_threads(cfg.num_threads)
         L.seed_everything(cfg.seed, workers=True)
@@ -126,15 +119,6 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         )
         record.update(compress_record(cfg, model, named, out_dir))
         return record, {"model": model, "datamodule": datamodule, "trainer": trainer, **named}
-    except Exception as err:
-        record["error"] = f"{type(err).__name__}: {err}"
-        record["traceback"] = traceback.format_exc()
-        raise
-    finally:
-        record["run"]["wall_time_s"] = round(time.time() - start, 2)
-        record["config"] = OmegaConf.to_container(cfg, resolve=False)
-        if rank_zero_only.rank == 0:  # under `ddp` every rank runs this function
-            write_json(out_dir / "metrics.json", record)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
