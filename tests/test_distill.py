@@ -103,3 +103,34 @@ def test_agp_recipe_composes(make_cfg):
     cb = instantiate(cfg.pruning)
     assert cb.schedule(38) == 0 and 0 < cb.schedule(39) < cb.schedule(45) < 0.875 and cb.schedule(51) == 0.875
     assert cfg.distill.snapshot_epoch == 39 and cfg.trainer.max_epochs == 80
+
+
+def test_ema_gan_distills_exports_and_scores_the_average(make_cfg):
+    """With an EMA of G, the scored weights are the average: the teacher and the student's start are the
+    EMA at the round, the EMA then follows the student, and the export is the EMA's compact copy."""
+    from prunegen.models.sampler import sample_generator
+    from prunegen.pruning.compact import load_compact
+
+    cfg = make_cfg("experiment=compress_digits", "model.ema_decay=0.9", "trainer.max_epochs=3", "pruning.start_epoch=0",
+                   "pruning.end_epoch=0", "export.repeats=2", "export.batch_size=16")
+    at_round = {}
+    original = DistillationCallback.on_train_epoch_end
+
+    def spy(self, trainer, pl_module):
+        if self.teacher is None:
+            at_round.update({k: v.clone() for k, v in pl_module.ema.state_dict().items()})
+            at_round["raw"] = pl_module.generator.net[0].weight.clone()
+        original(self, trainer, pl_module)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DistillationCallback, "on_train_epoch_end", spy)
+        record, objects = train(cfg)
+    cb = objects["distill"]
+    model = objects["model"]
+    assert cb.teacher is not None and not torch.equal(at_round["raw"], at_round["net.0.weight"])  # EMA != raw G
+    assert all(torch.equal(v, at_round[k]) for k, v in cb.teacher.state_dict().items())
+    assert not torch.equal(model.ema.net[0].weight, cb.teacher.net[0].weight * (model.ema.net[0].weight != 0))
+    exported = load_compact(record["export"]["compact"]["path"])
+    gen = torch.Generator().manual_seed(0)
+    ema_images = sample_generator(model.ema, 16, None, torch.Generator().manual_seed(0))
+    assert torch.allclose(sample_generator(exported, 16, None, gen), ema_images, atol=1e-5)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from prunegen.models.ema import deploy_weights
 from prunegen.pruning.masks import unmasked_copy
 
 D_POLICIES = ("none", "train", "freeze", "reset")
@@ -95,6 +96,8 @@ class Distiller:
         opt_g.zero_grad(set_to_none=True)
         module.manual_backward(loss)
         opt_g.step()
+        if module.hparams.get("ema_decay", 0) > 0:  # the EMA now averages the student (it is what is scored)
+            module._update_ema()
         logs["train/g_loss"] = loss
         for key, value in logs.items():  # train/* as the GAN step logs them (Lightning wants the same arguments)
             module.log(key, value.detach(), prog_bar=key.startswith("train/"))
@@ -133,7 +136,9 @@ class DistillationCallback(Callback):
         if self.teacher_ckpt and self.teacher is None:
             from prunegen.checkpoint import load_model
 
-            self.teacher = unmasked_copy(load_model(self.teacher_ckpt)[0].generator)
+            dense = load_model(self.teacher_ckpt)[0]
+            deploy_weights(dense)
+            self.teacher = unmasked_copy(dense.generator)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None:  # resumed: rebuild the teacher; optimizers were restored as they were
@@ -146,10 +151,12 @@ class DistillationCallback(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.teacher is None and trainer.current_epoch == self.snapshot_epoch:
+            deploy_weights(pl_module)
             self.teacher = unmasked_copy(pl_module.generator)  # before the pruning callback's round
             self._activate(trainer, pl_module)
 
     def _activate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        deploy_weights(pl_module)  # the student starts from the weights that were scored as dense
         self.teacher.to(pl_module.device)
         pl_module.distiller = Distiller(self.teacher, **self.weights)
         # A new objective: Adam's moments from adversarial training (measured: they stalled the L1 at

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
 from prunegen.checkpoint import load_model
+from prunegen.models.ema import deploy_weights
 from prunegen.models.profile import count_macs
 from prunegen.pruning.compact import compact, file_bytes, generator_paths, latency_ms, max_abs_diff, prepare_inference, save_compact
 from prunegen.pruning.masks import count_parameters, unmasked_copy
@@ -55,6 +56,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
     model, run_cfg = load_model(cfg.ckpt_path)
+    deploy_weights(model)  # the EMA's weights when the GAN keeps one: what its scores were measured on
     masked = model.generator.eval()
     record = export_generator(masked, unmasked_copy(masked), cfg.paths.output_dir, cfg, _ignored(run_cfg))
     record["checkpoint"] = str(cfg.ckpt_path)

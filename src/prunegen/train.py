@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from prunegen import CONFIG_DIR
 from prunegen.checkpoint import load_weights
 from prunegen.export import export_generator
+from prunegen.models.ema import deploy_weights
 from prunegen.models.profile import count_macs
 from prunegen.models.sampler import GeneratorSampler
 from prunegen.pruning.compact import compact, generator_paths
@@ -66,6 +67,7 @@ def compress_record(cfg: DictConfig, model: L.LightningModule, named: dict[str, 
     if teacher is not None and evaluation is not None and evaluation.scorer is not None:
         out["dense_metrics"] = evaluation.scorer.score(GeneratorSampler(teacher), evaluation.num_samples, evaluation.batch_size, seed=evaluation.seed)
     if cfg.get("export"):
+        deploy_weights(model)  # export what was scored: the EMA's weights when the GAN keeps one
         dense = teacher if teacher is not None else unmasked_copy(model.generator)
         ignore = generator_paths(getattr(named["pruning"], "ignore", []))
         out["export"] = export_generator(model.generator, dense, out_dir, cfg.export, ignore)

@@ -59,3 +59,10 @@ def load_ema_into(generator: nn.Module, ema: nn.Module) -> None:
         for name, buf in m_ema._buffers.items():
             if buf is not None:
                 m._buffers[name].copy_(buf)
+
+
+def deploy_weights(model: nn.Module) -> None:
+    """Make `model.generator` hold the weights that are sampled and scored: a GAN with an EMA samples
+    from the average, so the teacher, the student's start and the export all take it."""
+    if hasattr(model, "use_ema_weights"):
+        model.use_ema_weights()
