@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The FID-vs-MACs frontier on digits, sharing one dense model per seed (the experiment=frontier_digits
 # sweep retrains the dense model in every run; this script trains it once per seed):
-#   dense DCGAN (40 epochs) x seeds, then per seed: channel sparsity {0.25 .. 0.875} x distillation on/off,
+#   dense DCGAN (experiment=dense_digits, 100 epochs) x seeds (kept when OUT_DIR/dense/seedN has one), then per seed: channel sparsity {0.25 .. 0.875} x distillation on/off,
 #   one-shot from the dense checkpoint + 15 epochs of fine-tuning, plus Lightning's ModelPruning at 80%.
 #   scripts/frontier_digits.sh [OUT_DIR] [SEEDS] [CRITERIA]
 set -euo pipefail
@@ -10,7 +10,10 @@ seeds=${2:-0,1,2}
 criteria=${3:-magnitude}
 train=.venv/bin/prunegen-train
 quiet=(trainer.enable_progress_bar=false)
-$train -m experiment=dense_digits seed=$seeds "${quiet[@]}" hydra.sweep.dir=$out/dense hydra.sweep.subdir=seed\${seed}
+missing=$(for s in ${seeds//,/ }; do [ -f "$out/dense/seed$s/checkpoints/last.ckpt" ] || printf '%s,' "$s"; done)
+if [ -n "$missing" ]; then
+  $train -m experiment=dense_digits seed="${missing%,}" "${quiet[@]}" hydra.sweep.dir=$out/dense hydra.sweep.subdir=seed\${seed}
+fi
 for seed in ${seeds//,/ }; do
   ckpt=$out/dense/seed$seed/checkpoints/last.ckpt
   from=(init_ckpt=$ckpt pruning.start_epoch=0 pruning.end_epoch=0 trainer.max_epochs=16 seed=$seed "${quiet[@]}")

@@ -113,6 +113,7 @@ class PruningCallback(Callback):
             for stats in self._stats.values():  # DDP: every rank scores the same summed statistics
                 for key, value in stats.items():
                     stats[key] = trainer.strategy.reduce(value, reduce_op="sum")
+            self._check_gradients(epoch)
             self.prune(pl_module, target, seed=epoch)
             if self.rewinder is not None:
                 self.rewinder.rewind(pl_module, trainer.optimizers)
@@ -120,6 +121,14 @@ class PruningCallback(Callback):
         pl_module.log("prune/sparsity", self.sparsity(pl_module), on_epoch=True)
         for row in self.layer_report:  # per-layer sparsity beside the total, in every logger
             pl_module.log(f"prune/{row['layer']}", row["sparsity"], on_epoch=True)
+
+    def _check_gradients(self, epoch: int) -> None:
+        if self.criterion in NEEDS_GRADIENTS and not any(s["grad_sq"].any() for s in self._stats.values()):
+            raise RuntimeError(
+                f"pruning.criterion={self.criterion!r} needs the generator's gradients, but they were all zero over "
+                f"epoch {epoch} (no loss reached its weights), so every score would be zero; nothing was pruned. "
+                f"Prune at an epoch where the generator is trained, or use pruning.criterion=magnitude|bn_scale|random"
+            )
 
     def prune(self, pl_module: L.LightningModule, sparsity: float, seed: int = 0) -> None:
         """One pruning round: every target layer (or all of them together) to `sparsity`."""
