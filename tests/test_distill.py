@@ -6,6 +6,7 @@ from hydra.utils import instantiate
 from prunegen.distill import DistillationCallback, Distiller
 from prunegen.pruning.masks import unmasked_copy
 from prunegen.train import train
+from test_zoo import VAE_TINY
 
 
 def _generator(make_cfg):
@@ -147,3 +148,33 @@ def test_gradient_criterion_refuses_a_round_without_gradients():
         pruning._check_gradients(epoch=3)
     pruning._stats["generator.net.0"]["grad_sq"][0, 0] = 1.0
     pruning._check_gradients(epoch=3)
+
+
+def test_vae_decoder_is_distilled_pruned_and_exported(make_cfg):
+    """The same callback fine-tunes a pruned VAE decoder from the dense one (prior latents); the encoder is
+    left as it was, the teacher stays frozen, and the export is the compact decoder."""
+    export = "export={output_name: g.pt, tolerance: 1e-5, batch_size: 16, repeats: 2, fuse_batchnorm: true, channels_last: true}"
+    cfg = make_cfg(*VAE_TINY, "model=vae", "pruning=structured", "distill=output", "pruning.start_epoch=0",
+                   "pruning.end_epoch=0", "trainer.max_epochs=3", export, tiny=False)
+    encoder_after_round = {}
+    original = DistillationCallback._activate
+
+    def spy(self, trainer, pl_module):
+        original(self, trainer, pl_module)
+        encoder_after_round.update({k: v.clone() for k, v in pl_module.encoder.state_dict().items()})
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DistillationCallback, "_activate", spy)
+        record, objects = train(cfg)
+    model, teacher = objects["model"], objects["distill"].teacher
+    assert encoder_after_round and all(torch.equal(v, encoder_after_round[k]) for k, v in model.encoder.state_dict().items())
+    assert all(not p.requires_grad for p in teacher.parameters())
+    assert record["export"]["max_abs_diff"] <= 1e-5 and record["export"]["macs_ratio"] > 3
+    assert {"fid", "class_coverage"} <= set(record["dense_metrics"])
+    assert objects["trainer"].callback_metrics["distill/output"] > 0
+
+
+def test_discriminator_policy_needs_a_discriminator(make_cfg):
+    cfg = make_cfg(*VAE_TINY, "model=vae", "pruning=structured", "distill=adversarial", tiny=False)
+    with pytest.raises(ValueError, match="needs a discriminator"):
+        train(cfg)

@@ -1,5 +1,9 @@
 """Distillation from the dense generator while a pruned one is fine-tuned (one concern, one place).
 
+The student is a GAN's generator (`Distiller.gan_step`, manual optimization) or a VAE's decoder
+(`Distiller.vae_step`, latents from the prior); a GAN with an EMA is distilled from, restarted from and
+exported with its EMA weights (the ones it is scored with).
+
 The teacher is a frozen copy of the dense generator: loaded from `teacher_ckpt`, or snapshotted from
 the model itself at the end of `snapshot_epoch` (the first pruning round; this callback runs before
 the pruning callback). The student gets, on shared latents: an output loss, a feature-matching loss
@@ -74,6 +78,16 @@ class Distiller:
             discriminator(fake, labels)
         return sum(F.mse_loss(s, t) for s, t in zip(s_feats, t_feats)) / max(1, len(t_feats))
 
+    def vae_step(self, module: L.LightningModule, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The loss of one fine-tuning step of a VAE's decoder (automatic optimization), on latents from the
+        prior (those the decoder is sampled with); the encoder gets no gradient and stays as it was."""
+        z = torch.randn(x.shape[0], module.latent_dim, device=module.device)
+        loss, _, logs = self.loss(module.generator, z, labels)
+        for key, value in logs.items():
+            module.log(key, value.detach())
+        module.log("train/distill", loss.detach(), prog_bar=True)
+        return loss
+
     def gan_step(self, module: L.LightningModule, x: torch.Tensor, labels: torch.Tensor | None) -> None:
         """One fine-tuning step of a GAN's generator (manual optimization), D per `d_policy`."""
         opt_g, opt_d = module.optimizers()
@@ -133,6 +147,9 @@ class DistillationCallback(Callback):
         self._d_state: dict[str, torch.Tensor] | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.weights["d_policy"] != "none" and not hasattr(pl_module, "discriminator"):
+            raise ValueError(f"distill.d_policy={self.weights['d_policy']!r} needs a discriminator, and model "
+                             f"{getattr(pl_module, 'name', '?')!r} has none: use distill.d_policy=none (distill=output)")
         if self.teacher_ckpt and self.teacher is None:
             from prunegen.checkpoint import load_model
 

@@ -67,6 +67,7 @@ class VAE(L.LightningModule):
         self.encoder, self.generator = encoder, generator
         self.optimizer = optimizer
         self.name = name
+        self.distiller = None  # set by prunegen.distill.DistillationCallback while a pruned decoder is fine-tuned
 
     @property
     def decoder(self) -> nn.Module:
@@ -100,6 +101,8 @@ class VAE(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
+        if self.distiller is not None:
+            return self.distiller.vae_step(self, x, y if self.num_classes else None)
         terms = self.loss_terms(x, y if self.num_classes else None)
         for key, value in terms.items():
             self.log(f"train/{key}", value, prog_bar=key == "elbo")
