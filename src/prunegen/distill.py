@@ -168,12 +168,12 @@ class DistillationCallback(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.teacher is None and trainer.current_epoch == self.snapshot_epoch:
-            deploy_weights(pl_module)
-            self.teacher = unmasked_copy(pl_module.generator)  # before the pruning callback's round
-            self._activate(trainer, pl_module)
+            self._activate(trainer, pl_module)  # snapshots the teacher, before the pruning callback's round
 
     def _activate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        deploy_weights(pl_module)  # the student starts from the weights that were scored as dense
+        deploy_weights(pl_module)  # the student starts from (and a snapshot takes) the weights scored as dense
+        if self.teacher is None:
+            self.teacher = unmasked_copy(pl_module.generator)
         self.teacher.to(pl_module.device)
         pl_module.distiller = Distiller(self.teacher, **self.weights)
         # A new objective: Adam's moments from adversarial training (measured: they stalled the L1 at
