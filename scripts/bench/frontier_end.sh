@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where does the frontier end? At 87.5% channels removed (~45x fewer MACs) distillation for 15 epochs
 # is not enough; try a longer fine-tune, feature matching, another criterion, iterative pruning, and
-# the point between (81.25%).
+# the point between (81.25%), and AGP at 93.75% (~136x).
 #   scripts/bench/frontier_end.sh DENSE_CKPT [OUT_DIR]
 set -euo pipefail
 ckpt=${1:?a dense checkpoint}
@@ -14,4 +14,6 @@ $train "${base[@]}" pruning.final_sparsity=0.875 trainer.max_epochs=16 distill=f
 $train "${base[@]}" pruning.final_sparsity=0.875 trainer.max_epochs=16 pruning.criterion=bn_scale hydra.run.dir=$out/s0.875_bn_scale
 $train "${base[@]}" pruning.final_sparsity=0.875 trainer.max_epochs=41 pruning.end_epoch=12 pruning.every_n_epochs=3 \
     pruning.ramp=cubic hydra.run.dir=$out/s0.875_agp_e40
+$train "${base[@]}" pruning.final_sparsity=0.9375 trainer.max_epochs=41 pruning.end_epoch=12 pruning.every_n_epochs=3 \
+    pruning.ramp=cubic hydra.run.dir=$out/s0.9375_agp_e40
 .venv/bin/prunegen-table $out

@@ -24,6 +24,7 @@ from prunegen.models.ema import deploy_weights
 from prunegen.pruning.masks import unmasked_copy
 
 D_POLICIES = ("none", "train", "freeze", "reset")
+STUDENT_BN = ("train", "frozen")
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.SiLU, nn.GELU)
 
 
@@ -50,8 +51,10 @@ class Distiller:
         adversarial_weight: float = 0.0,
         d_feature_weight: float = 0.0,
         d_policy: str = "none",
+        student_bn: str = "train",
     ) -> None:
         self.teacher = teacher.eval().requires_grad_(False)
+        self.student_bn = student_bn
         self.output_weight, self.feature_weight = output_weight, feature_weight
         self.adversarial_weight, self.d_feature_weight = adversarial_weight, d_feature_weight
         self.output_fn = {"l1": F.l1_loss, "mse": F.mse_loss}[output_loss]
@@ -61,6 +64,10 @@ class Distiller:
         """(distillation loss, student output, logs) on shared latents."""
         with torch.no_grad(), capture(self.teacher, []) as t_feats:
             t_out = self.teacher(z, labels)
+        if self.student_bn == "frozen":  # normalise with the running statistics, as the deployed student will
+            for m in student.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         with capture(student, []) as s_feats:
             s_out = student(z, labels)
         logs = {"distill/output": self.output_fn(s_out, t_out)}
@@ -132,16 +139,20 @@ class DistillationCallback(Callback):
         d_policy: str = "none",
         d_lr_ratio: float = 1.0,
         g_lr: float | None = 1e-3,
+        student_bn: str = "train",
     ) -> None:
         if d_policy not in D_POLICIES:
             raise ValueError(f"distill.d_policy must be one of {D_POLICIES}, got {d_policy!r}")
         if output_loss not in ("l1", "mse"):
             raise ValueError(f"distill.output_loss must be one of ('l1', 'mse'), got {output_loss!r}")
+        if student_bn not in STUDENT_BN:
+            raise ValueError(f"distill.student_bn must be one of {STUDENT_BN}, got {student_bn!r}")
         if d_policy == "none" and (adversarial_weight or d_feature_weight):
             raise ValueError("distill.adversarial_weight / d_feature_weight need a discriminator: set distill.d_policy")
         self.teacher_ckpt, self.snapshot_epoch, self.d_lr_ratio, self.g_lr = teacher_ckpt, snapshot_epoch, d_lr_ratio, g_lr
         self.weights = dict(output_weight=output_weight, output_loss=output_loss, feature_weight=feature_weight,
-                            adversarial_weight=adversarial_weight, d_feature_weight=d_feature_weight, d_policy=d_policy)
+                            adversarial_weight=adversarial_weight, d_feature_weight=d_feature_weight, d_policy=d_policy,
+                            student_bn=student_bn)
         self.teacher: nn.Module | None = None
         self._pending: dict[str, torch.Tensor] | None = None
         self._d_state: dict[str, torch.Tensor] | None = None
