@@ -180,3 +180,15 @@ def test_discriminator_policy_needs_a_discriminator(make_cfg):
     cfg = make_cfg(*VAE_TINY, "model=vae", "pruning=structured", "distill=adversarial", tiny=False)
     with pytest.raises(ValueError, match="needs a discriminator"):
         train(cfg)
+
+
+def test_frozen_student_batchnorm_trains_on_the_deployed_function(make_cfg):
+    """In training mode a BatchNorm student normalises with batch statistics: even an exact copy of the teacher
+    differs from it. With student_bn=frozen it computes what it will compute deployed, so the loss is zero."""
+    teacher = _generator(make_cfg).eval()
+    z = torch.randn(16, teacher.latent_dim)
+    batch_stats = Distiller(teacher, student_bn="train").loss(unmasked_copy(teacher).train(), z, None)[0]
+    frozen = Distiller(teacher, student_bn="frozen").loss(unmasked_copy(teacher).train(), z, None)[0]
+    assert batch_stats.item() > 0 and frozen.item() == 0
+    with pytest.raises(ValueError, match="student_bn"):
+        DistillationCallback(student_bn="eval")
