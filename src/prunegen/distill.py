@@ -11,6 +11,7 @@ at every activation (masked widths equal the teacher's, so no adapters), and opt
 adversarial loss and a discriminator-feature loss. `d_policy` says what the discriminator does.
 """
 
+import math
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +26,7 @@ from prunegen.pruning.masks import unmasked_copy
 
 D_POLICIES = ("none", "train", "freeze", "reset")
 STUDENT_BN = ("train", "frozen")
+LR_SCHEDULES = ("constant", "cosine")
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.SiLU, nn.GELU)
 
 
@@ -140,16 +142,21 @@ class DistillationCallback(Callback):
         d_lr_ratio: float = 1.0,
         g_lr: float | None = 1e-3,
         student_bn: str = "train",
+        lr_schedule: str = "constant",
     ) -> None:
         if d_policy not in D_POLICIES:
             raise ValueError(f"distill.d_policy must be one of {D_POLICIES}, got {d_policy!r}")
         if output_loss not in ("l1", "mse"):
             raise ValueError(f"distill.output_loss must be one of ('l1', 'mse'), got {output_loss!r}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"distill.lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
         if student_bn not in STUDENT_BN:
             raise ValueError(f"distill.student_bn must be one of {STUDENT_BN}, got {student_bn!r}")
         if d_policy == "none" and (adversarial_weight or d_feature_weight):
             raise ValueError("distill.adversarial_weight / d_feature_weight need a discriminator: set distill.d_policy")
         self.teacher_ckpt, self.snapshot_epoch, self.d_lr_ratio, self.g_lr = teacher_ckpt, snapshot_epoch, d_lr_ratio, g_lr
+        self.lr_schedule = lr_schedule
+        self._start = 0  # the first epoch of distillation (for the cosine schedule)
         self.weights = dict(output_weight=output_weight, output_loss=output_loss, feature_weight=feature_weight,
                             adversarial_weight=adversarial_weight, d_feature_weight=d_feature_weight, d_policy=d_policy,
                             student_bn=student_bn)
@@ -158,6 +165,8 @@ class DistillationCallback(Callback):
         self._d_state: dict[str, torch.Tensor] | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.lr_schedule == "cosine" and not (trainer.max_epochs or 0) > 0:
+            raise ValueError("distill.lr_schedule=cosine decays the student's lr to 0 at trainer.max_epochs: set it")
         if self.weights["d_policy"] != "none" and not hasattr(pl_module, "discriminator"):
             raise ValueError(f"distill.d_policy={self.weights['d_policy']!r} needs a discriminator, and model "
                              f"{getattr(pl_module, 'name', '?')!r} has none: use distill.d_policy=none (distill=output)")
@@ -175,11 +184,21 @@ class DistillationCallback(Callback):
             self._pending = None
             pl_module.distiller = Distiller(self.teacher.to(pl_module.device), **self.weights)
         elif self.teacher is not None:
+            self._start = trainer.current_epoch
             self._activate(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.teacher is None and trainer.current_epoch == self.snapshot_epoch:
+            self._start = trainer.current_epoch + 1
             self._activate(trainer, pl_module)  # snapshots the teacher, before the pruning callback's round
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.lr_schedule == "cosine" and pl_module.distiller is not None and self.g_lr is not None:
+            per_epoch = trainer.num_training_batches
+            done = (trainer.current_epoch - self._start) * per_epoch + batch_idx
+            span = max(1, trainer.max_epochs - self._start) * per_epoch
+            for group in trainer.optimizers[0].param_groups:
+                group["lr"] = 0.5 * self.g_lr * (1 + math.cos(math.pi * min(1.0, done / span)))
 
     def _activate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         deploy_weights(pl_module)  # the student starts from (and a snapshot takes) the weights scored as dense
@@ -209,7 +228,9 @@ class DistillationCallback(Callback):
         pl_module.distiller = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"teacher": self.teacher.state_dict() if self.teacher is not None else None, "d_state": self._d_state}
+        teacher = self.teacher.state_dict() if self.teacher is not None else None
+        return {"teacher": teacher, "d_state": self._d_state, "start": self._start}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending, self._d_state = state_dict["teacher"], state_dict.get("d_state")
+        self._start = state_dict.get("start", 0)
