@@ -192,3 +192,21 @@ def test_frozen_student_batchnorm_trains_on_the_deployed_function(make_cfg):
     assert batch_stats.item() > 0 and frozen.item() == 0
     with pytest.raises(ValueError, match="student_bn"):
         DistillationCallback(student_bn="eval")
+
+
+def test_cosine_schedule_decays_the_student_lr_from_the_first_distilled_epoch():
+    from types import SimpleNamespace
+
+    cb = DistillationCallback(g_lr=1e-3, lr_schedule="cosine")
+    cb._start = 10
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    trainer = SimpleNamespace(current_epoch=10, num_training_batches=5, max_epochs=20, optimizers=[opt])
+    module = SimpleNamespace(distiller=object())
+    lrs = []
+    for epoch, batch in [(10, 0), (15, 0), (19, 4)]:
+        trainer.current_epoch = epoch
+        cb.on_train_batch_start(trainer, module, None, batch)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(1e-3) and lrs[1] == pytest.approx(5e-4) and 0 < lrs[2] < 1e-5
+    with pytest.raises(ValueError, match="lr_schedule"):
+        DistillationCallback(lr_schedule="step")
