@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from prunegen.reporting.plot import pareto_front
+from prunegen.reporting.plot import pareto_front, series_name
 from prunegen.reporting.table import write_table
 
 
@@ -37,3 +37,8 @@ def test_table_averages_seeds_and_writes_every_format(tmp_path):
 
 def test_pareto_front():
     assert pareto_front([(100, 2.0), (30, 12.0), (50, 20.0), (10, 30.0)]) == [(10, 30.0), (30, 12.0), (100, 2.0)]
+
+
+def test_series_name_drops_only_the_sparsity():
+    assert series_name("distill=output pruning.criterion=bn_scale pruning.final_sparsity=0.75") == "distill=output pruning.criterion=bn_scale"
+    assert series_name("pruning=lightning_modelpruning") == "pruning=lightning_modelpruning"

@@ -19,13 +19,25 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
+def series_name(run: str) -> str:
+    """A method's name: the run's label without its sparsity (the points of one series differ by it)."""
+    return " ".join(o for o in run.split() if not o.startswith(("pruning.final_sparsity=", "pruning.amount="))) or run
+
+
 def plot_fid_vs_macs(rows: list[dict[str, Any]], path: str | Path) -> Path:
     rows = [r for r in rows if r["FID"] is not None and r["MACs"] is not None]
     fig, ax = plt.subplots(figsize=(11, 5))
+    series: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        label = f"{r['run']} ({r['classes']:.1f} classes)" if r["classes"] is not None else r["run"]
-        marker = "s" if not r["pruned"] else "o"
-        ax.errorbar(r["MACs"], r["FID"], yerr=r.get("FID std"), fmt=marker, capsize=3, label=label)
+        series.setdefault(("dense: " if not r["pruned"] else "") + series_name(r["run"]), []).append(r)
+    for i, (name, members) in enumerate(series.items()):
+        members.sort(key=lambda r: r["MACs"])
+        classes = [r["classes"] for r in members if r["classes"] is not None]
+        span = f"{min(classes):.1f}" + (f"–{max(classes):.1f}" if max(classes) - min(classes) >= 0.05 else "") if classes else ""
+        ax.errorbar([r["MACs"] for r in members], [r["FID"] for r in members], yerr=[r.get("FID std") or 0 for r in members],
+                    fmt="" if name.startswith("dense") else "-", marker="s" if name.startswith("dense") else "ov^D<>pPX*h"[i % 10],
+                    capsize=3,
+                    color=plt.cm.tab10(i % 10), label=f"{name} ({span} classes)" if span else name)
     for r in rows:
         if not r["pruned"]:
             ax.axhline(r["FID"], color="gray", linestyle="--", linewidth=0.8)
@@ -37,7 +49,7 @@ def plot_fid_vs_macs(rows: list[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xlabel("MACs per image (true, channels removed)")
     extractor = next((r["extractor"] for r in rows if r.get("extractor")), "")
     ax.set_ylabel(f"FID ({extractor} features)")
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="run (mean class coverage)", title_fontsize=7)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="method, points by sparsity (mean class coverage)", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
