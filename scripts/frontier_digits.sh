@@ -3,14 +3,15 @@
 # sweep retrains the dense model in every run; this script trains it once per seed):
 #   dense DCGAN (experiment=dense_digits, 100 epochs) per seed (kept when OUT_DIR/dense/seedN has one),
 #   then per seed: channel sparsity {0.25 .. 0.875} x criterion, one-shot from the dense checkpoint,
-#   15 epochs of fine-tuning by distillation (every criterion) or by the GAN loss (the first criterion),
+#   EPOCHS (15) of fine-tuning by distillation (every criterion) or by the GAN loss (the first criterion),
 #   plus Lightning's ModelPruning at 80%.
-#   scripts/frontier_digits.sh [OUT_DIR] [SEEDS] [CRITERIA]   e.g. outputs/frontier_digits 0,1,2 magnitude,bn_scale
+#   scripts/frontier_digits.sh [OUT_DIR] [SEEDS] [CRITERIA] [EPOCHS]   e.g. outputs/frontier_digits 0,1,2 magnitude,bn_scale 15
 set -euo pipefail
 out=${1:-outputs/frontier_digits}
 seeds=${2:-0,1,2}
 criteria=${3:-magnitude}
 sparsities=0.25,0.5,0.625,0.75,0.875
+epochs=${4:-15}   # of fine-tuning (compress_digits' default is 40)
 train=.venv/bin/prunegen-train
 quiet=(trainer.enable_progress_bar=false)
 missing=$(for s in ${seeds//,/ }; do [ -f "$out/dense/seed$s/checkpoints/last.ckpt" ] || printf '%s,' "$s"; done)
@@ -19,7 +20,7 @@ if [ -n "$missing" ]; then
 fi
 for seed in ${seeds//,/ }; do
   ckpt=$out/dense/seed$seed/checkpoints/last.ckpt
-  from=(init_ckpt=$ckpt pruning.start_epoch=0 pruning.end_epoch=0 trainer.max_epochs=16 seed=$seed "${quiet[@]}")
+  from=(init_ckpt=$ckpt pruning.start_epoch=0 pruning.end_epoch=0 trainer.max_epochs=$((epochs + 1)) seed=$seed "${quiet[@]}")
   $train -m experiment=compress_digits "${from[@]}" distill=output pruning.criterion=$criteria \
       pruning.final_sparsity=$sparsities hydra.sweep.dir=$out/compact_seed$seed
   # the Torch-Pruning one-shot + plain (GAN-loss) fine-tune baseline, with the first criterion
