@@ -9,6 +9,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+MARKERS = "ov^D<>pPX*h"
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Points not dominated in (fewer MACs, lower FID), sorted by MACs."""
     front, best = [], float("inf")
@@ -21,7 +24,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 def series_name(run: str) -> str:
     """A method's name: the run's label without its sparsity (the points of one series differ by it)."""
-    return " ".join(o for o in run.split() if not o.startswith(("pruning.final_sparsity=", "pruning.amount="))) or run
+    return " ".join(o for o in run.split() if not o.startswith("pruning.final_sparsity=")) or run
 
 
 def plot_fid_vs_macs(rows: list[dict[str, Any]], path: str | Path) -> Path:
@@ -32,12 +35,14 @@ def plot_fid_vs_macs(rows: list[dict[str, Any]], path: str | Path) -> Path:
         series.setdefault(("dense: " if not r["pruned"] else "") + series_name(r["run"]), []).append(r)
     for i, (name, members) in enumerate(series.items()):
         members.sort(key=lambda r: r["MACs"])
-        classes = [r["classes"] for r in members if r["classes"] is not None]
-        span = f"{min(classes):.1f}" + (f"–{max(classes):.1f}" if max(classes) - min(classes) >= 0.05 else "") if classes else ""
+        classes = sorted(r["classes"] for r in members if r["classes"] is not None)
+        if classes:
+            low, high = f"{classes[0]:.1f}", f"{classes[-1]:.1f}"
+            name = f"{name} ({low if low == high else f'{low}–{high}'} classes)"
+        dense = name.startswith("dense")
         ax.errorbar([r["MACs"] for r in members], [r["FID"] for r in members], yerr=[r.get("FID std") or 0 for r in members],
-                    fmt="" if name.startswith("dense") else "-", marker="s" if name.startswith("dense") else "ov^D<>pPX*h"[i % 10],
-                    capsize=3,
-                    color=plt.cm.tab10(i % 10), label=f"{name} ({span} classes)" if span else name)
+                    fmt="" if dense else "-", marker="s" if dense else MARKERS[i % len(MARKERS)], capsize=3,
+                    color=plt.cm.tab10(i % 10), label=name)
     for r in rows:
         if not r["pruned"]:
             ax.axhline(r["FID"], color="gray", linestyle="--", linewidth=0.8)
