@@ -208,5 +208,8 @@ def test_cosine_schedule_decays_the_student_lr_from_the_first_distilled_epoch():
         cb.on_train_batch_start(trainer, module, None, batch)
         lrs.append(opt.param_groups[0]["lr"])
     assert lrs[0] == pytest.approx(1e-3) and lrs[1] == pytest.approx(5e-4) and 0 < lrs[2] < 1e-5
+    resumed = DistillationCallback(g_lr=1e-3, lr_schedule="cosine")
+    resumed.load_state_dict(cb.state_dict())  # the schedule's origin travels in the checkpoint
+    assert resumed._start == 10
     with pytest.raises(ValueError, match="lr_schedule"):
         DistillationCallback(lr_schedule="step")
