@@ -6,14 +6,14 @@ from prunegen.reporting.plot import pareto_front, series_name
 from prunegen.reporting.table import write_table
 
 
-def _run(root, name, seed, overrides, fid, macs, pruned=True):
+def _run(root, name, seed, overrides, fid, macs, pruned=True, teacher=True):
     record = {
         "status": "completed",
         "run": {"seed": seed, "overrides": [f"seed={seed}", f"init_ckpt=/runs/dense{seed}/last.ckpt", *overrides]},
         "generator": {"sparsity": 0.5 if pruned else 0.0, "params_nonzero": 10, "macs_effective": macs},
         "metrics": {"fid": fid, "kid_mean": 0.1, "is_mean": 2.0, "class_coverage": 9.0, "extractor": "classifier"},
         "pruning": {"method": "structured_layer" if pruned else None, "target_sparsity": 0.5 if pruned else None},
-        "dense_metrics": {"fid": 2.0},
+        "dense_metrics": {"fid": 2.0} if teacher else {},
     }
     (root / name).mkdir(parents=True)
     (root / name / "metrics.json").write_text(json.dumps(record))
@@ -42,3 +42,11 @@ def test_pareto_front():
 def test_series_name_drops_only_the_sparsity():
     assert series_name("distill=output pruning.criterion=bn_scale pruning.final_sparsity=0.75") == "distill=output pruning.criterion=bn_scale"
     assert series_name("pruning=lightning_modelpruning") == "pruning=lightning_modelpruning"
+
+
+def test_plot_without_teacher_scores_has_one_panel(tmp_path):
+    _run(tmp_path, "dense", 0, [], 2.0, 100, pruned=False, teacher=False)
+    _run(tmp_path, "pruned", 0, ["pruning=unstructured"], 3.0, 100, teacher=False)
+    rows = write_table(tmp_path)
+    assert all(r["FID / dense"] is None for r in rows)
+    assert (tmp_path / "fid_vs_macs.png").stat().st_size > 0

@@ -28,8 +28,12 @@ def series_name(run: str) -> str:
 
 
 def plot_fid_vs_macs(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Left: FID vs MACs (log-log, every run). Right, when runs carry their teacher's score: FID / dense of
+    the same seed (linear), where the differences between healthy compact generators are visible."""
     rows = [r for r in rows if r["FID"] is not None and r["MACs"] is not None]
-    fig, ax = plt.subplots(figsize=(11, 5))
+    ratios = any(r.get("FID / dense") is not None for r in rows)
+    fig, axes = plt.subplots(1, 2 if ratios else 1, figsize=(16 if ratios else 11, 5), squeeze=False)
+    ax, ax_ratio = axes[0][0], axes[0][-1] if ratios else None
     series: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         series.setdefault(("dense: " if not r["pruned"] else "") + series_name(r["run"]), []).append(r)
@@ -40,21 +44,30 @@ def plot_fid_vs_macs(rows: list[dict[str, Any]], path: str | Path) -> Path:
             low, high = f"{classes[0]:.1f}", f"{classes[-1]:.1f}"
             name = f"{name} ({low if low == high else f'{low}–{high}'} classes)"
         dense = name.startswith("dense")
+        style = dict(fmt="" if dense else "-", marker="s" if dense else MARKERS[i % len(MARKERS)], capsize=3, color=plt.cm.tab10(i % 10))
         ax.errorbar([r["MACs"] for r in members], [r["FID"] for r in members], yerr=[r.get("FID std") or 0 for r in members],
-                    fmt="" if dense else "-", marker="s" if dense else MARKERS[i % len(MARKERS)], capsize=3,
-                    color=plt.cm.tab10(i % 10), label=name)
+                    label=name, **style)
+        relative = [r for r in members if r.get("FID / dense") is not None]
+        if ax_ratio is not None and relative:
+            ax_ratio.errorbar([r["MACs"] for r in relative], [r["FID / dense"] for r in relative],
+                              yerr=[r.get("FID / dense std") or 0 for r in relative], **style)
     for r in rows:
         if not r["pruned"]:
             ax.axhline(r["FID"], color="gray", linestyle="--", linewidth=0.8)
     front = pareto_front([(r["MACs"], r["FID"]) for r in rows])
     if front:
         ax.plot(*zip(*front), color="black", linewidth=1, label="Pareto frontier")
-    ax.set_xscale("log")
-    ax.set_yscale("log")  # FIDs of collapsed and healthy generators differ by orders of magnitude
-    ax.set_xlabel("MACs per image (true, channels removed)")
     extractor = next((r["extractor"] for r in rows if r.get("extractor")), "")
+    for a in axes[0]:
+        a.set_xscale("log")
+        a.set_xlabel("MACs per image (true, channels removed)")
+    ax.set_yscale("log")  # FIDs of collapsed and healthy generators differ by orders of magnitude
     ax.set_ylabel(f"FID ({extractor} features)")
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="method, points by sparsity (mean class coverage)", title_fontsize=7)
+    if ax_ratio is not None:
+        ax_ratio.axhline(1.0, color="gray", linestyle="--", linewidth=0.8)
+        ax_ratio.set_ylabel("FID / dense FID of the same seed (distilled runs)")
+    axes[0][-1].legend(*ax.get_legend_handles_labels(), fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       title="method, points by sparsity (mean class coverage)", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
