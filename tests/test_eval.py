@@ -13,7 +13,8 @@ from torch import nn
 
 from prunegen import CONFIG_DIR
 from prunegen.data.digits import DigitsDataModule
-from prunegen.evaluate import evaluate, load_model, run_config
+from prunegen.checkpoint import load_model
+from prunegen.evaluate import evaluate
 from prunegen.metrics import (
     FID,
     ClassifierExtractor,
@@ -130,7 +131,7 @@ def test_eval_pruned_checkpoint_over_seeds(make_cfg, tmp_path) -> None:
     OmegaConf.save(cfg, run / ".hydra" / "config.yaml")  # what Hydra saves beside every run
     ckpt = run / "checkpoints" / "last.ckpt"
 
-    model = load_model(ckpt, run_config(ckpt))  # masks restored, weights identical
+    model, _ = load_model(ckpt)  # masks restored, weights identical
     g1, g2 = (torch.Generator().manual_seed(3) for _ in range(2))
     assert torch.equal(model.sample(4, generator=g1), objects["model"].cpu().sample(4, generator=g2))
 

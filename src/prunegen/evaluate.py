@@ -10,19 +10,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
-from prunegen.checkpoint import load_weights, run_config
+from prunegen.checkpoint import load_model
 from prunegen.metrics import EvaluationCallback, build_extractor, from_datamodule, from_folder, scorer_for
 from prunegen.pruning.masks import count_parameters
 from prunegen.reporting.record import hydra_overrides, recorded_run
 
 NUMERIC = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "class_coverage")
-
-
-def load_model(ckpt_path: str | Path, run_cfg: DictConfig) -> Any:
-    """Rebuild `run_cfg.model` and load the checkpoint's weights, masks of a pruned run included."""
-    model = instantiate(run_cfg.model)
-    load_weights(model, ckpt_path)
-    return model.eval()
 
 
 def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -41,9 +34,9 @@ def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def score_checkpoint(cfg: DictConfig, evaluation: EvaluationCallback, record: dict[str, Any]) -> dict[str, Any]:
-    run_cfg = run_config(cfg.ckpt_path)
+    model, run_cfg = load_model(cfg.ckpt_path)
+    model = model.to(cfg.device)
     datamodule = instantiate(cfg.data if cfg.get("data") else run_cfg.data)
-    model = load_model(cfg.ckpt_path, run_cfg).to(cfg.device)
     total, nonzero = count_parameters(model.generator)
     record["model"] = {"name": getattr(model, "name", None), "family": getattr(model, "family", None)}
     record["generator"] = {"params_total": total, "params_nonzero": nonzero, "sparsity": 1 - nonzero / total}
