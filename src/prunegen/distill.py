@@ -119,8 +119,7 @@ class Distiller:
         opt_g.zero_grad(set_to_none=True)
         module.manual_backward(loss)
         opt_g.step()
-        if module.hparams.get("ema_decay", 0) > 0:  # the EMA now averages the student (it is what is scored)
-            module._update_ema()
+        module._update_ema()  # an EMA, when kept, now averages the student (it is what is scored)
         logs["train/g_loss"] = loss
         for key, value in logs.items():  # train/* as the GAN step logs them (Lightning wants the same arguments)
             module.log(key, value.detach(), prog_bar=key.startswith("train/"))

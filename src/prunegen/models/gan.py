@@ -140,10 +140,12 @@ class GAN(L.LightningModule):
             self.manual_backward(g_loss)
             opt_g.step()
             self.log("train/g_loss", g_loss, prog_bar=True)
-            if self.hparams.ema_decay > 0:
-                self._update_ema()
+            self._update_ema()
 
     def _update_ema(self) -> None:
+        """After a generator step: move the EMA (when there is one) towards the generator's weights."""
+        if self.hparams.ema_decay <= 0:
+            return
         step = self.global_step
         decay = min(self.hparams.ema_decay, (1 + step) / (10 + step))  # warm-up: early average follows G
         update_ema(self.ema, self.generator, decay)
