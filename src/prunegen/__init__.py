@@ -2,5 +2,6 @@
 
 from pathlib import Path
 
-# The Hydra config tree at the repository root (the package is installed editable, see the Makefile).
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+# The Hydra config tree ships inside the package (`configs/` at the repository root links to it), so a
+# non-editable `pip install .` finds it too.
+CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
