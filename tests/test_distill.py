@@ -59,7 +59,7 @@ def test_compress_pipeline_end_to_end(make_cfg, tmp_path, distill):
 
 def test_teacher_is_not_trained(make_cfg):
     cfg = make_cfg("experiment=compress_digits", "trainer.max_epochs=2", "pruning.start_epoch=0", "pruning.end_epoch=0",
-                   "export=null")
+                   "export=none")
     cb = instantiate(cfg.distill)
     snap = {}
     original = cb._activate
@@ -83,7 +83,7 @@ def test_teacher_defaults_to_the_init_checkpoint(make_cfg, tmp_path):
 
     from prunegen.checkpoint import load_model
 
-    dense_cfg = make_cfg("experiment=dense_digits", "trainer.max_epochs=1", "export=null")
+    dense_cfg = make_cfg("experiment=dense_digits", "trainer.max_epochs=1", "export=none")
     dense_cfg.paths.output_dir = str(tmp_path / "dense")
     train(dense_cfg)
     (tmp_path / "dense" / ".hydra").mkdir()
@@ -155,9 +155,9 @@ def test_gradient_criterion_refuses_a_round_without_gradients():
 def test_vae_decoder_is_distilled_pruned_and_exported(make_cfg):
     """The same callback fine-tunes a pruned VAE decoder from the dense one (prior latents); the encoder is
     left as it was, the teacher stays frozen, and the export is the compact decoder."""
-    export = "export={output_name: g.pt, tolerance: 1e-5, batch_size: 16, repeats: 2, fuse_batchnorm: true, channels_last: true}"
+    export = ["export=default", "export.output_name=g.pt", "export.batch_size=16", "export.repeats=2"]
     cfg = make_cfg(*VAE_TINY, "model=vae", "pruning=structured", "distill=output", "pruning.start_epoch=0",
-                   "pruning.end_epoch=0", "trainer.max_epochs=3", export, tiny=False)
+                   "pruning.end_epoch=0", "trainer.max_epochs=3", *export, tiny=False)
     encoder_after_round = {}
     original = DistillationCallback._activate
 

@@ -41,7 +41,7 @@ def test_resumed_distillation_equals_uninterrupted(make_cfg, tmp_path):
     resumed ends with the same teacher, student and EMA weights as an uninterrupted run. (The "kill" is a
     shorter max_epochs, which a cosine lr schedule would see: its resume is covered by its state test.)"""
     common = ["experiment=compress_digits", "pruning.start_epoch=0", "pruning.end_epoch=0", "pruning.final_sparsity=0.5",
-              "export=null", "callbacks.sample_grid=null"]
+              "export=none", "callbacks.sample_grid=null"]
     runs = {}
     for name, extra in [("full", ["trainer.max_epochs=4"]), ("part", ["trainer.max_epochs=2"]),
                         ("resumed", ["trainer.max_epochs=4", f"ckpt_path={tmp_path / 'part' / 'checkpoints' / 'last.ckpt'}"])]:

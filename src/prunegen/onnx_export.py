@@ -1,0 +1,135 @@
+"""ONNX export of a generator: dynamic batch axis, a `labels` input when conditional, run by ONNX Runtime.
+
+    from prunegen.onnx_export import load_onnx
+    images = load_onnx("generator_compact.onnx")(torch.randn(16, 64))  # (16, C, S, S) in [-1, 1]
+"""
+
+import logging
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from prunegen.models.networks.protocol import example_inputs
+
+OPSET = 18  # the lowest opset torch's (dynamo) ONNX exporter implements without a version conversion
+
+
+def _inputs(generator: nn.Module, n: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """(z,) or (z, labels) on fixed latents; labels cycle over the classes of a conditional generator."""
+    z, labels = example_inputs(generator, n, rng=torch.Generator().manual_seed(seed), device="cpu")
+    return (z,) if labels is None else (z, labels)
+
+
+def export_onnx(generator: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
+    """Write `generator` (eval mode) as ONNX: inputs `z` (B, latent_dim) [and `labels` (B,) int64], output
+    `images` (B, C, S, S); B is dynamic."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generator.eval()
+    args = _inputs(generator, 2)
+    names = ["z", "labels"][: len(args)]
+    batch = torch.export.Dim("batch", min=1)
+    dynamic = {name: {0: batch} for name in names}
+    exporter_log = logging.getLogger("torch.onnx")
+    level, exporter_log.level = exporter_log.level, logging.ERROR  # the exporter logs its opset choice
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # one Dim shared by z and labels: torch notes that the second name is not used
+            warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
+            program = torch.onnx.export(
+                generator, args, input_names=names, output_names=["images"], dynamic_shapes=dynamic,
+                opset_version=opset, dynamo=True, verbose=False, optimize=True,
+            )
+    finally:
+        exporter_log.level = level
+    program.save(str(path))
+    return path
+
+
+class OnnxGenerator:
+    """An ONNX Runtime session with the generator protocol's `latent_dim`, `num_classes` (1 when the file
+    has a labels input: the class count is not stored) and `__call__(z, labels=None) -> images`."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.latent_dim = int(inputs["z"].shape[1])
+        self.conditional = "labels" in inputs
+
+    def __call__(self, z: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        feed = {"z": np.asarray(z, dtype=np.float32)}
+        if self.conditional:
+            if labels is None:
+                raise ValueError("this ONNX generator is conditional: pass labels (B,) int64")
+            feed["labels"] = np.asarray(labels, dtype=np.int64)
+        return torch.from_numpy(self.session.run(["images"], feed)[0])
+
+
+def load_onnx(path: str | Path, threads: int | None = None) -> OnnxGenerator:
+    """The exported generator under ONNX Runtime (CPU); `threads=None` lets ORT use every core."""
+    return OnnxGenerator(path, threads)
+
+
+@torch.no_grad()
+def onnx_max_abs_diff(path: str | Path, generator: nn.Module, n: int = 64, seed: int = 0) -> float:
+    """Largest output difference of the ONNX file (ORT) and the PyTorch generator on the same fixed latents."""
+    args = _inputs(generator, n, seed)
+    generator.eval()
+    return (load_onnx(path)(*args) - generator(*args)).abs().max().item()
+
+
+def ort_latency_ms(*paths: str | Path, batch: int = 256, repeats: int = 10, threads: int | None = 1,
+                   warmup: int = 2) -> list[float]:
+    """Median wall time of one batch per ONNX file, in milliseconds, timed in alternation (a, b, a, b, ...)."""
+    sessions = [load_onnx(p, threads) for p in paths]
+    inputs = []
+    for s in sessions:
+        z = torch.randn(batch, s.latent_dim).numpy()
+        inputs.append((z, np.zeros(batch, dtype=np.int64) if s.conditional else None))
+    times: list[list[float]] = [[] for _ in sessions]
+    for i in range(warmup + repeats):
+        for s, args, t in zip(sessions, inputs, times):
+            start = time.perf_counter()
+            s(*args)
+            if i >= warmup:
+                t.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(t) for t in times]
+
+
+def onnx_record(compact: nn.Module, dense: nn.Module, path: Path, tolerance: float, batch: int, repeats: int) -> dict[str, Any]:
+    """Export `compact`, verify it against PyTorch (refused above `tolerance`: nothing written), time it
+    beside `dense` under ONNX Runtime with 1 thread and with every core, then move it to `path`."""
+    all_threads = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        small = export_onnx(compact, Path(tmp) / "compact.onnx")
+        diff = onnx_max_abs_diff(small, compact)
+        if diff > tolerance:
+            raise RuntimeError(f"ONNX generator differs from the PyTorch one by {diff:.3g} > tolerance {tolerance}; nothing written")
+        big = export_onnx(dense, Path(tmp) / "dense.onnx")
+        one = ort_latency_ms(big, small, batch=batch, repeats=repeats, threads=1)
+        every = ort_latency_ms(big, small, batch=batch, repeats=repeats, threads=all_threads)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(small, path)
+    return {
+        "path": str(path), "file_bytes": path.stat().st_size, "opset": OPSET, "max_abs_diff": diff,
+        "threads_all": all_threads,
+        "dense": {"latency_ms_1_thread": one[0], "latency_ms_all_threads": every[0]},
+        "compact": {"latency_ms_1_thread": one[1], "latency_ms_all_threads": every[1]},
+        "speedup_1_thread": one[0] / one[1], "speedup_all_threads": every[0] / every[1],
+    }
