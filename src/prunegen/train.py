@@ -1,66 +1,61 @@
-"""prunegen-train: compose the config, train (and prune) one generator, score it, write metrics.json."""
+"""prunegen-train: compose the config, train (and prune) one generator, score it, write metrics.json.
 
+The run folder is the run (`prunegen.lifecycle`): the same command there resumes it, another
+configuration there is refused, a completed run is left alone. torch and Lightning are imported only
+once the configuration has passed its checks, so a typo is reported in about a second.
+"""
+
+import logging
 from pathlib import Path
 from typing import Any
 
 import hydra
-import lightning as L
-import torch
-from hydra.utils import instantiate
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
-from prunegen.checkpoint import load_weights
-from prunegen.export import export_generator
-from prunegen.models.ema import deploy_weights
-from prunegen.models.profile import count_macs
-from prunegen.models.sampler import GeneratorSampler
-from prunegen.pruning.compact import compact, generator_paths
-from prunegen.pruning.masks import count_parameters, unmasked_copy
-from prunegen.reporting.record import hydra_overrides, recorded_run
+from prunegen.checks import check_groups, hydra_choices
+from prunegen.lifecycle import RunFolder, RunInterrupted, attempt, global_rank
+from prunegen.reporting.record import hydra_overrides
+
+log = logging.getLogger("prunegen")
 
 
-def generator_record(model: L.LightningModule, pruning: Any) -> dict[str, Any]:
+def generator_record(model: Any, structured: bool, ignore: list[str]) -> dict[str, Any]:
     """Size and cost of the deployed generator; `*_effective` after removing masked channel groups."""
+    from prunegen.models.profile import count_macs
+    from prunegen.pruning.compact import compact, generator_paths
+    from prunegen.pruning.masks import count_parameters
+
     total, nonzero = count_parameters(model.generator)
-    macs = count_macs(model.generator, model.latent_dim, model.num_classes)
-    small = model.generator
-    if getattr(pruning, "granularity", None) == "structured":
-        small = compact(model.generator, generator_paths(pruning.ignore))
+    small = compact(model.generator, generator_paths(ignore)) if structured else model.generator
     return {
         "params_total": total,
         "params_nonzero": nonzero,
         "sparsity": 1 - nonzero / total,
-        "macs": macs,
-        "macs_effective": count_macs(small, model.latent_dim, model.num_classes),
+        "macs": count_macs(model.generator),
+        "macs_effective": count_macs(small),
         "params_effective": count_parameters(small)[1],
     }
 
 
-def pruning_record(pruning: Any, model: L.LightningModule) -> dict[str, Any]:
-    if pruning is None:
-        return {"method": None, "criterion": None, "target_sparsity": None}
-    return {
-        "method": pruning.method,
-        "criterion": pruning.criterion,
-        "target_sparsity": pruning.schedule.final,
-        "scope": pruning.scope,
-        "achieved_sparsity": pruning.sparsity(model),
-        "layers": pruning.report(model),
-    }
-
-
-def build_callbacks(cfg: DictConfig) -> tuple[list[L.Callback], dict[str, Any]]:
+def build_callbacks(cfg: DictConfig) -> tuple[list[Any], dict[str, Any]]:
     """Distillation first (its teacher is the model before a round), pruning (masks change before
     anything samples), evaluation, then the rest."""
+    from hydra.utils import instantiate
+
     named = {key: instantiate(cfg[key]) if cfg.get(key) else None for key in ("distill", "pruning", "metrics")}
     others = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     return [c for c in named.values() if c is not None] + others, named
 
 
-def compress_record(cfg: DictConfig, model: L.LightningModule, named: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+def compress_record(cfg: DictConfig, model: Any, named: dict[str, Any], out_dir: Path, pruning: dict[str, Any]) -> dict[str, Any]:
     """The dense teacher scored with the same budget, and the compact generator exported and timed."""
+    from prunegen.export import export_generator
+    from prunegen.models.ema import deploy_weights
+    from prunegen.models.sampler import GeneratorSampler
+    from prunegen.pruning.compact import generator_paths
+    from prunegen.pruning.masks import unmasked_copy
+
     out: dict[str, Any] = {}
     distill, evaluation = named["distill"], named["metrics"]
     teacher = getattr(distill, "teacher", None)
@@ -69,70 +64,115 @@ def compress_record(cfg: DictConfig, model: L.LightningModule, named: dict[str, 
     if cfg.get("export"):
         deploy_weights(model)  # export what was scored: the EMA's weights when the GAN keeps one
         dense = teacher if teacher is not None else unmasked_copy(model.generator)
-        ignore = generator_paths(getattr(named["pruning"], "ignore", []))
+        ignore = generator_paths(pruning.get("ignore") or [])
         out["export"] = export_generator(model.generator, dense, out_dir, cfg.export, ignore)
     return out
 
 
-def recover_from_workers(trainer: L.Trainer, model: L.LightningModule, datamodule: Any, named: dict[str, Any], out_dir: Path) -> None:
-    """ddp_spawn trains in worker processes: the masks come back only through `last.ckpt` (Lightning
-    reloads the weights non-strictly) and the callbacks' results not at all. Reload and score here."""
-    last = out_dir / "checkpoints" / "last.ckpt"
-    if getattr(trainer.strategy, "_start_method", None) != "spawn" or not last.is_file():
+def cluster_plugins() -> list[Any]:
+    """Under SLURM, submitit alone requeues (on USR2): Lightning's own requeuer (USR1) is switched off."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
+def restore_from_workers(trainer: Any, model: Any, folder: RunFolder) -> None:
+    """ddp_spawn trains in worker processes: the masks and every callback's state (its results included)
+    come back through `last.ckpt` (Lightning reloads only the plain weights, non-strictly)."""
+    import torch
+
+    from prunegen.checkpoint import load_weights
+
+    if getattr(trainer.strategy, "_start_method", None) != "spawn" or not folder.last_ckpt.is_file():
         return
-    load_weights(model, last)
-    if named["pruning"] is not None:
-        named["pruning"].setup(trainer, model, "fit")  # its channel groups were found in the workers
-    evaluation = named["metrics"]
-    if evaluation is not None:
-        evaluation.scorer = evaluation.scorer or evaluation.build(datamodule, model.device)
-        evaluation.results = evaluation.scorer.score(model, evaluation.num_samples, evaluation.batch_size, seed=evaluation.seed)
+    load_weights(model, folder.last_ckpt)
+    states = torch.load(folder.last_ckpt, map_location="cpu", weights_only=False).get("callbacks", {})
+    for callback in trainer.callbacks:
+        if callback.state_key in states:
+            callback.load_state_dict(states[callback.state_key])
+
+
+def capture_console() -> None:
+    """Lightning's messages (the pruning rounds' tables among them) and warnings go through the root
+    logger, so Hydra's handlers put them in the run folder's train.log as well as on the console."""
+    logging.captureWarnings(True)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).propagate = True
+        for handler in list(logging.getLogger(name).handlers):
+            if logging.getLogger().handlers:  # Hydra configured the root logger: no second console line
+                logging.getLogger(name).removeHandler(handler)
+
+
+def fit(cfg: DictConfig, folder: RunFolder, record: dict[str, Any]) -> dict[str, Any]:
+    """Build everything from the config, train, and fill `record`; returns the objects built."""
+    import lightning as L
+    import torch
+    from hydra.utils import instantiate
+
+    from prunegen.checkpoint import load_weights
+
+    capture_console()
+    if cfg.get("num_threads"):
+        torch.set_num_threads(cfg.num_threads)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    if cfg.get("init_ckpt"):  # start from trained weights; unlike a resume, training starts at epoch 0
+        load_weights(model, cfg.init_ckpt)
+    callbacks, named = build_callbacks(cfg)
+    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=cluster_plugins())
+    record["resumed_from"] = folder.resume_from(cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=record["resumed_from"])
+    restore_from_workers(trainer, model, folder)
+    samples = folder.path / "samples.png"  # written by SampleGridCallback (in the workers under ddp_spawn)
+    record.update(
+        data={"name": datamodule.name, "image_size": datamodule.image_size},
+        model={"name": model.name, "family": model.family},
+        samples=str(samples) if samples.exists() else None,
+        checkpoint=str(folder.last_ckpt),
+    )
+    for callback in trainer.callbacks:  # each callback contributes its own part of the record
+        if callable(getattr(type(callback), "record", None)):
+            record.update(callback.record(trainer, model))
+    record.setdefault("metrics", {})
+    record.setdefault("pruning", {"method": None, "criterion": None, "target_sparsity": None})
+    structured = "structured" in str(record["pruning"].get("method"))
+    record["generator"] = generator_record(model, structured, record["pruning"].get("ignore") or [])
+    record.update(compress_record(cfg, model, named, folder.path, record["pruning"]))
+    return {"model": model, "datamodule": datamodule, "trainer": trainer, **named}
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train one run; returns (the metrics.json record, the objects built)."""
-    out_dir = Path(cfg.paths.output_dir)
+    """Train one run (or resume it); returns (the metrics.json record, the objects built)."""
+    check_groups(cfg, *hydra_choices())
+    folder = RunFolder(cfg.paths.output_dir, cfg, str(cfg.get("resume") or "auto"))
+    folder.check_identity()
+    if folder.completed and not cfg.get("ckpt_path"):
+        log.info(f"{folder.path} holds a completed run of this configuration: nothing to do ({folder.metrics_file})")
+        return folder.previous, {}
+    write = global_rank() == 0  # under `ddp` every rank runs this function; rank 0 writes
+    if write:
+        folder.save_identity(hydra_overrides())
     record: dict[str, Any] = {"status": "failed", "run": {"seed": cfg.seed, "overrides": hydra_overrides()}}
-    # under `ddp` every rank runs this function; rank 0 writes
-    with recorded_run(out_dir / "metrics.json", record, cfg, write=rank_zero_only.rank == 0):
-        if cfg.get("num_threads"):
-            torch.set_num_threads(cfg.num_threads)
-        L.seed_everything(cfg.seed, workers=True)
-        datamodule = instantiate(cfg.data)
-        model = instantiate(cfg.model)
-        if cfg.get("init_ckpt"):  # start from trained weights; unlike ckpt_path, training starts at epoch 0
-            load_weights(model, cfg.init_ckpt)
-        callbacks, named = build_callbacks(cfg)
-        pruning, evaluation = named["pruning"], named["metrics"]
-        loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
-        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        recover_from_workers(trainer, model, datamodule, named, out_dir)
-        samples = out_dir / "samples.png"  # written by SampleGridCallback (in the workers under ddp_spawn)
-        record.update(
-            status="completed",
-            data={"name": datamodule.name, "image_size": datamodule.image_size},
-            model={"name": model.name, "family": model.family},
-            generator=generator_record(model, pruning),
-            metrics=dict(evaluation.results) if evaluation is not None else {},
-            pruning=pruning_record(pruning, model),
-            samples=str(samples) if samples.exists() else None,
-            checkpoint=str(out_dir / "checkpoints" / "last.ckpt"),
-        )
-        record.update(compress_record(cfg, model, named, out_dir))
-        return record, {"model": model, "datamodule": datamodule, "trainer": trainer, **named}
+    with attempt(folder, record, write=write):
+        objects = fit(cfg, folder, record)
+    return record, objects
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    record, _ = train(cfg)
+    try:
+        record, _ = train(cfg)
+    except RunInterrupted as err:  # recorded as interrupted; a non-zero exit tells the scheduler
+        raise SystemExit(128 + err.signum) from err
     m = record.get("metrics", {})
-    print(f"[prunegen] {cfg.paths.output_dir}: FID {m.get('fid')}, class coverage {m.get('class_coverage')}")
+    log.info(f"{cfg.paths.output_dir}: FID {m.get('fid')}, class coverage {m.get('class_coverage')}")
     if "export" in record:
         from prunegen.reporting.table import print_compress_table
 
         print_compress_table(record)
-    return m.get("fid")
+    return m.get(cfg.get("optimized_metric") or "fid")
 
 
 if __name__ == "__main__":

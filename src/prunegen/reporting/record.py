@@ -21,8 +21,15 @@ def write_json(path: str | Path, obj: Any) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=2, default=str)
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the user's group reads records like any file
     os.replace(tmp, path)
     return path
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

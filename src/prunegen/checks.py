@@ -1,0 +1,59 @@
+"""Checks made on the composed config before anything is imported or built (no torch here)."""
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+# Config nodes that become one object each (a callback, a logger); `callbacks` and `logger` hold several.
+SINGLE = ("distill", "pruning", "metrics")
+MANY = ("callbacks", "logger")
+
+
+def hydra_choices() -> tuple[dict[str, Any], list[str]]:
+    """(the group options chosen, the command-line overrides) of the running Hydra app; empty outside one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}, []
+    hc = HydraConfig.get()
+    return dict(hc.runtime.choices), list(hc.overrides.task)
+
+
+def _user_keys(overrides: list[str], group: str) -> list[str]:
+    """The command-line overrides that set keys inside `group` (`group.key=...`, `+group.key=...`)."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    return [k for k in keys if k.startswith(f"{group}.")]
+
+
+def check_node(group: str, node: Any, choice: str | None, overrides: list[str]) -> None:
+    """A node without `_target_` cannot be built: a clear error, or nothing when the group was set to none."""
+    if not node or (isinstance(node, DictConfig) and "_target_" in node):  # None or {}: switched off
+        return
+    keys = sorted(OmegaConf.to_container(node).keys()) if isinstance(node, DictConfig) else [str(node)]
+    if choice in ("none", "null") and not _user_keys(overrides, group):
+        return  # keys an experiment set in a group the user switched off: the group stays off
+    raise ValueError(
+        f"{group}: the config sets {keys} but has no _target_, so nothing can be built"
+        + (f" ({group}={choice} selects no {group} object)" if choice else "")
+        + f". Choose one first ({group}=NAME, the files in configs/{group.split('.')[0]}/), "
+        f"or switch it off with {group}=none and no {group}.* overrides."
+    )
+
+
+def disabled(cfg: DictConfig, choices: dict[str, Any]) -> list[str]:
+    """Groups the user set to none although an experiment set keys in them: they are dropped."""
+    return [g for g in SINGLE if choices.get(g) in ("none", "null") and cfg.get(g) is not None]
+
+
+def check_groups(cfg: DictConfig, choices: dict[str, Any], overrides: list[str]) -> None:
+    """Every object node has a `_target_`; groups switched off stay off (their stray keys are dropped)."""
+    for group in SINGLE:
+        check_node(group, cfg.get(group), choices.get(group), overrides)
+    for parent in MANY:
+        node = cfg.get(parent)
+        if node is not None and not isinstance(node, DictConfig):
+            raise ValueError(f"{parent}: expected a mapping of name -> config with _target_, got {node!r}")
+        for name, child in (node or {}).items():
+            check_node(f"{parent}.{name}", child, choices.get(parent), overrides)
+    for group in disabled(cfg, choices):
+        cfg[group] = None

@@ -1,0 +1,211 @@
+"""A run folder is a run: its identity (the composed config), its attempts, its resume point.
+
+Re-running the same command in a folder (by hand, or a requeued SLURM job) resumes from the folder's
+epoch-boundary `last.ckpt`; a different configuration there is refused before anything is written; a
+completed run is left as it is. Every attempt is recorded in `metrics.json` (`attempts`), and a run
+stopped by a signal is recorded as `interrupted` with the signal and the last checkpointed epoch.
+
+This module imports no torch or Lightning, so configuration errors surface in about a second.
+"""
+
+import json
+import os
+import signal
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from prunegen.reporting.record import write_json
+
+RESUME_MODES = ("auto", "never")
+# Keys that cannot change a result: they may differ between the attempts of one run.
+NOT_IDENTITY = (
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "logger",
+    "resume",
+    "ckpt_path",
+    "paths",
+    "optimized_metric",
+)
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+
+
+class RunInterrupted(Exception):
+    """Raised by the signal handler: the run stops at once and is recorded as interrupted."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+def global_rank() -> int:
+    """This process's rank, read as Lightning reads it (0 outside distributed runs)."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
+
+
+def flat(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}, leaves as plain values."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=False)
+    if not isinstance(cfg, dict) or not cfg:
+        return {prefix.rstrip("."): cfg} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        out.update(flat(value, f"{prefix}{key}."))
+    return out
+
+
+def identity_diff(stored: Any, current: Any) -> list[str]:
+    """The keys (with both values) where two configs of one folder differ in a way that changes a result."""
+    a, b = flat(stored), flat(current)
+    keep = lambda k: not any(k == n or k.startswith(f"{n}.") for n in NOT_IDENTITY)  # noqa: E731
+    keys = sorted(k for k in set(a) | set(b) if keep(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
+    return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys]
+
+
+class RunFolder:
+    """One run's folder: `.hydra/config.yaml` (its identity), `metrics.json` (its record and attempts),
+    `checkpoints/last.ckpt` (its resume point)."""
+
+    def __init__(self, path: str | Path, cfg: DictConfig, resume: str = "auto") -> None:
+        if resume not in RESUME_MODES and not Path(resume).is_file():
+            raise ValueError(f"resume must be one of {RESUME_MODES} or a checkpoint file, got {resume!r}")
+        self.path, self.cfg, self.resume = Path(path), cfg, resume
+        self.config_file = self.path / ".hydra" / "config.yaml"
+        self.metrics_file = self.path / "metrics.json"
+        self.last_ckpt = self.path / "checkpoints" / "last.ckpt"
+        self.previous: dict[str, Any] = json.loads(self.metrics_file.read_text()) if self.metrics_file.is_file() else {}
+
+    def check_identity(self) -> None:
+        """Refuse (before writing anything) a folder that holds a run of another configuration."""
+        if not self.config_file.is_file():
+            return
+        diff = identity_diff(OmegaConf.load(self.config_file), self.cfg)
+        if diff:
+            raise ValueError(
+                f"{self.path} already holds a run of another configuration; nothing was changed there. "
+                f"Keys that differ (stored -> given):\n  " + "\n  ".join(diff)
+                + "\nUse another folder (hydra.run.dir=...), or the stored configuration to resume it."
+            )
+
+    @property
+    def completed(self) -> bool:
+        return self.previous.get("status") == "completed"
+
+    def resume_from(self, ckpt_path: str | None) -> str | None:
+        """The checkpoint to resume from: `ckpt_path`, else `resume=<file>`, else this folder's last.ckpt (auto)."""
+        if ckpt_path:
+            return str(ckpt_path)
+        if self.resume not in RESUME_MODES:
+            return self.resume
+        if self.resume == "auto" and self.last_ckpt.is_file():
+            return str(self.last_ckpt)
+        return None
+
+    def save_identity(self, overrides: list[str]) -> None:
+        """Write the run's config once, on its first attempt (Hydra's own copy is switched off for train)."""
+        if self.config_file.is_file():
+            return
+        self.config_file.parent.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.cfg, self.config_file)
+        (self.config_file.parent / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+
+    def last_epoch(self) -> int | None:
+        """The epoch of the checkpoint a re-run would resume from (None when there is none)."""
+        if not self.last_ckpt.is_file():
+            return None
+        import torch  # only after a failure or a signal: torch is loaded by then
+
+        try:
+            return int(torch.load(self.last_ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+        except Exception:  # a checkpoint being written when the signal came
+            return None
+
+    def attempts(self) -> list[dict[str, Any]]:
+        """Earlier attempts: the previous record's list, or the previous record itself summarised."""
+        if not self.previous:
+            return []
+        if "attempts" in self.previous:
+            return list(self.previous["attempts"])
+        return [summary(self.previous)]
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The part of a record that tells what an attempt did."""
+    keys = ("status", "started", "error", "signal", "last_epoch", "resumed_from")
+    out = {k: record[k] for k in keys if k in record}
+    out["overrides"] = record.get("run", {}).get("overrides")
+    out["wall_time_s"] = record.get("run", {}).get("wall_time_s")
+    return out
+
+
+@contextmanager
+def signals_raise() -> Iterator[None]:
+    """SIGTERM, SIGINT and SIGUSR2 stop the run with `RunInterrupted`. A handler already there (submitit's
+    requeue on SIGUSR2, its SIGTERM bypass) runs first: submitit requeues the job and exits by itself."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+
+    def handler(signum: int, frame: Any) -> None:
+        handler.signum = signum  # type: ignore[attr-defined]  # read by `attempt` when the run ends
+        prev = previous[signum]
+        if callable(prev) and prev is not signal.default_int_handler:
+            prev(signum, frame)
+        raise RunInterrupted(signum)
+
+    handler.signum = None  # type: ignore[attr-defined]
+    for s in SIGNALS:
+        signal.signal(s, handler)
+    try:
+        yield handler
+    finally:
+        for s, prev in previous.items():
+            signal.signal(s, prev)
+
+
+@contextmanager
+def attempt(folder: RunFolder, record: dict[str, Any], write: bool = True) -> Iterator[dict[str, Any]]:
+    """Run one attempt. `record` is written to metrics.json when the block ends, whatever happened:
+    `completed` only when the block returned (it sets nothing itself), `interrupted` (signal, last
+    epoch) on a signal, `failed` (error, traceback) on an error. Earlier attempts are kept in `attempts`."""
+    start = time.time()
+    record.setdefault("run", {})
+    record["started"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start))
+    earlier = folder.attempts()
+    with signals_raise() as handler:
+        try:
+            yield record
+            record["status"] = "completed"
+        except BaseException as err:
+            signum = getattr(err, "signum", None) or (handler.signum if handler is not None else None)
+            if signum is not None:
+                record.update(status="interrupted", signal=signal.Signals(signum).name, last_epoch=folder.last_epoch())
+            else:
+                record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+                epoch = folder.last_epoch()
+                if epoch is not None:
+                    record["error"] += (
+                        f"\nThe checkpoint of epoch {epoch} is kept: {folder.last_ckpt}. Re-run the same command to "
+                        f"resume from it, or score it with `prunegen-eval ckpt_path={folder.last_ckpt}`."
+                    )
+            raise
+        finally:
+            record["run"]["wall_time_s"] = round(time.time() - start, 2)
+            record["config"] = OmegaConf.to_container(folder.cfg, resolve=False)
+            record["attempts"] = earlier + [summary(record)]
+            if write:
+                write_json(folder.metrics_file, record)
