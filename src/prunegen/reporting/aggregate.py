@@ -1,0 +1,160 @@
+"""Grouping a sweep's records into table rows: runs that differ only by seed are one row (mean ± std over
+distinct seeds); every other difference, in the overrides or in the composed config, shows in the label."""
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+MISSING = "<unset>"
+SPARSITY_KEYS = ("pruning.final_sparsity", "pruning.target_sparsity", "pruning.rounds")
+GROUP_CHOICES = ("experiment", "model", "data", "pruning", "distill", "metrics")
+
+
+def identity(record: dict[str, Any]) -> tuple:
+    """What the run is, without its seed."""
+    return (tuple(sorted(record["overrides"].items())), tuple(sorted(record["config_id"].items())))
+
+
+def _short(value: str) -> str:
+    """A long path keeps its last three parts."""
+    parts = value.split("/")
+    return value if len(value) <= 40 or len(parts) <= 3 else ".../" + "/".join(parts[-3:])
+
+
+def _differing(dicts: list[dict[str, str]]) -> list[str]:
+    """Keys whose value (or absence) is not the same in every dict."""
+    keys = sorted({k for d in dicts for k in d})
+    return [k for k in keys if len({d.get(k, MISSING) for d in dicts}) > 1]
+
+
+def labels(ids: list[tuple], always: tuple[str, ...] = ()) -> dict[tuple, str]:
+    """A label per identity from every override that differs between them (absent counts as a value);
+    when two identities share their overrides, the config keys that differ between them are added."""
+    overrides = {i: dict(i[0]) for i in ids}
+    varying = sorted(set(_differing(list(overrides.values()))) | {k for o in overrides.values() for k in always if k in o})
+    out = {i: " ".join(f"{k}={_short(o[k])}" for k in varying if k in o) for i, o in overrides.items()}
+    by_label: dict[str, list[tuple]] = {}
+    for i, text in out.items():
+        by_label.setdefault(text, []).append(i)
+    for text, same in by_label.items():
+        if len(same) > 1:
+            configs = {i: dict(i[1]) for i in same}
+            extra = _differing(list(configs.values()))
+            for i in same:
+                more = " ".join(f"{k}={_short(configs[i].get(k, MISSING))}" for k in extra)
+                out[i] = f"{text} [config: {more}]".strip()
+    for i, o in overrides.items():
+        if not out[i]:
+            chosen = [f"{k}={o[k]}" for k in GROUP_CHOICES if k in o]
+            out[i] = " ".join(chosen) or "(defaults)"
+    return out
+
+
+def method_name(record: dict[str, Any]) -> str:
+    """A readable name for a run's method: `dense`, or criterion, granularity and scope of its pruning,
+    `IMP` for runs with rounds, `+ distillation` when it fine-tunes from a teacher."""
+    method = record.get("pruning.method")
+    if record.get("kind") == "eval":
+        return "eval"
+    if not method and not record.get("rounds") and record.get("round") is None:
+        return "dense"
+    if method == "lightning_modelpruning":
+        return "Lightning ModelPruning"
+    parts = ["IMP"] if record.get("round") is not None else []
+    parts += [str(record.get("pruning.criterion") or ""), str(method or "").replace("_", " (") + (")" if "_" in str(method) else "")]
+    name = " ".join(p for p in parts if p)
+    distill = record["overrides"].get("distill")
+    if distill not in (None, "none", "null") or (distill is None and any(k.startswith("distill.") for k in record["config_id"])):
+        name += " + distillation"
+    return name
+
+
+def series_of(record: dict[str, Any]) -> tuple:
+    """The identity without the sparsity: the points of one curve."""
+    overrides = tuple((k, v) for k, v in sorted(record["overrides"].items()) if k not in SPARSITY_KEYS)
+    config = tuple((k, v) for k, v in sorted(record["config_id"].items()) if k not in SPARSITY_KEYS)
+    return overrides, config
+
+
+def series_names(records: list[dict[str, Any]]) -> dict[tuple, str]:
+    """Each series is named by its method; series that share a method name get the overrides that tell
+    them apart (shortened to their last key part)."""
+    first = {}
+    for r in records:
+        first.setdefault(series_of(r), r)
+    names = {s: method_name(r) for s, r in first.items()}
+    for name in set(names.values()):
+        same = [s for s, n in names.items() if n == name]
+        if len(same) > 1:
+            varying = _differing([dict(s[0]) for s in same])
+            for s in same:
+                o = dict(s[0])
+                extra = ", ".join(f"{k.split('.')[-1]}={_short(o[k])}" for k in varying if k in o)
+                names[s] = f"{name} ({extra})" if extra else name
+    return names
+
+
+def _mean_std(members: list[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
+    """Mean and std over distinct seeds (runs of one seed are averaged first: they are one sample)."""
+    per_seed: dict[Any, list[float]] = {}
+    for m in members:
+        value = m.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            per_seed.setdefault(tuple(m["seed_list"]) or m["path"], []).append(float(value))
+    values = [statistics.fmean(v) for v in per_seed.values()]
+    if not values:
+        return None, None
+    if len(values) == 1 and len(members) == 1 and key.startswith("metrics."):  # an eval over several seeds
+        std = members[0].get(f"metrics.over_seeds.{key[len('metrics.'):]}.std")
+        return values[0], std if isinstance(std, (int, float)) else None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def make_row(label: str, series: str, members: list[dict[str, Any]], columns: list[tuple]) -> dict[str, Any]:
+    """One table row from the records of one configuration (and round, and status)."""
+    first = members[0]
+    seeds = {s for m in members for s in m["seed_list"]}
+    row: dict[str, Any] = {"run": label, "series": series, "kind": first["kind"], "status": first["status"],
+                           "seeds": len(seeds), "runs": len(members), "round": first.get("round"),
+                           "samples": first.get("samples"), "extractor": first.get("metrics.extractor"),
+                           "pruned": bool(first.get("pruning.method")) or first.get("round") is not None,
+                           "paths": [m["path"] for m in members]}
+    for name, key, *_ in columns:
+        row[name], row[f"{name} std"] = _mean_std(members, key) if first["completed"] else (None, None)
+    if row.get("remaining") is None and first.get("round") is None:  # a failed point: its target, if known
+        target = first.get("pruning.target_sparsity")
+        row["target sparsity"] = row.get("target sparsity") or target
+    return row
+
+
+def aggregate(records: list[dict[str, Any]], columns: list[tuple]) -> list[dict[str, Any]]:
+    """Rows: completed runs grouped by identity (and round for IMP runs); failed and interrupted runs
+    grouped by identity and status, with no scores. Eval records are rows of their own kind."""
+    from prunegen.reporting.runs import expand_rounds
+
+    expanded = [row for r in records for row in (expand_rounds(r) if r["completed"] else [r])]
+    named = series_names([r for r in expanded if r["kind"] == "train"])
+    rows = []
+    for kind in ("train", "eval"):
+        mine = [r for r in expanded if r["kind"] == kind]
+        if kind == "eval":  # each evaluation is its own row, named by what it scored
+            for r in mine:
+                source = r.get("source.ckpt_path") or r.get("source.fake_dir") or Path(r["path"]).name
+                kept = {k: v for k, v in r["overrides"].items() if k not in ("ckpt_path", "fake_dir")}
+                r["overrides"] = {**kept, "source": _short(str(source))}
+        names = labels(sorted({identity(r) for r in mine}), always=("source",) if kind == "eval" else ())
+        groups: dict[tuple, list[dict[str, Any]]] = {}
+        for r in mine:
+            key = (identity(r), r.get("round"), r["status"]) if kind == "train" else (r["path"],)
+            groups.setdefault(key, []).append(r)
+        for members in groups.values():
+            first = members[0]
+            series = named.get(series_of(first), "eval") if kind == "train" else "eval"
+            rows.append(make_row(names[identity(first)], series, members, columns))
+    return sorted(rows, key=order)
+
+
+def order(row: dict[str, Any]) -> tuple:
+    done = row["status"] == "completed"
+    remaining = row.get("remaining")
+    return (row["kind"] != "train", row["pruned"], -(remaining if remaining is not None else 1.0), not done, row["run"])

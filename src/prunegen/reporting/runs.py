@@ -1,0 +1,134 @@
+"""Reading a sweep: every metrics.json under a folder, whatever its status, as flat records with a kind
+(train or eval), a status line, and the identity (overrides and composed config) that tells runs apart."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from prunegen.reporting.record import flatten
+
+# keys that cannot change a result, or that differ between the seeds of one configuration
+IGNORED = ("seed", "seeds", "paths.", "hydra.", "trainer.enable_progress_bar", "trainer.enable_model_summary")
+# a round of an IMP run (pruning.rounds[i]) -> the flat key it fills in a table row
+ROUND_KEYS = {"sparsity": "generator.sparsity", "fid": "metrics.fid", "fid_best": "metrics.fid_best",
+              "kid_mean": "metrics.kid_mean", "is_mean": "metrics.is_mean", "class_coverage": "metrics.class_coverage"}
+
+
+def kind_of(record: dict[str, Any]) -> str:
+    """`eval` for prunegen-eval's records (configs/eval.yaml: task_name eval, a `source`), else `train`."""
+    task = (record.get("config") or {}).get("task_name")
+    return "eval" if task == "eval" or (task is None and "source" in record) else "train"
+
+
+def status_of(record: dict[str, Any]) -> str:
+    """`completed`, or `failed: <first line of the error>`, `interrupted: <signal> after epoch <k>`.
+    A record with an `error` is never completed (a failed export once left `completed` beside its error)."""
+    status = record.get("status") or "unknown"
+    error = str(record.get("error") or "").strip()
+    if error and status == "completed":
+        status = "failed"
+    if status == "failed":
+        status += ": " + (error.splitlines()[0] if error else "no error recorded")
+    elif status == "interrupted":
+        status += f": {record.get('signal') or 'unknown signal'} after epoch {record.get('last_epoch', '?')}"
+    earlier = record.get("attempts") or []
+    if earlier:
+        status += f" ({len(earlier)} earlier attempt{'s' if len(earlier) > 1 else ''})"
+    return status
+
+
+def _seed_free(value: str, seed: Any) -> str:
+    """A checkpoint path with the run's own seed number replaced (seed1/last.ckpt -> seed{seed}/last.ckpt):
+    a per-seed dense checkpoint is the same configuration on another seed."""
+    return re.sub(rf"(?<!\d){re.escape(str(seed))}(?!\d)", "{seed}", value) if seed is not None else value
+
+
+def _ignored(key: str) -> bool:
+    return key in IGNORED or key.startswith(tuple(k for k in IGNORED if k.endswith(".")))
+
+
+def _is_ckpt(key: str) -> bool:
+    return key.split(".")[-1] in ("ckpt", "ckpt_path", "init_ckpt", "teacher_ckpt") or key.endswith("_ckpt")
+
+
+def parse_overrides(overrides: list[str], seed: Any = None) -> dict[str, str]:
+    """['+a.b=1', 'seed=0', 'init_ckpt=/x/seed0/last.ckpt'] -> {'a.b': '1', 'init_ckpt': '/x/seed{seed}/last.ckpt'}."""
+    out = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if not _ignored(key):
+            out[key] = _seed_free(value, seed) if _is_ckpt(key) else value
+    return out
+
+
+def config_identity(config: dict[str, Any], seed: Any = None) -> dict[str, str]:
+    """The composed config as flat key -> JSON text, without the keys that cannot change a result."""
+    flat = flatten(config or {})
+    return {k: _seed_free(json.dumps(v), seed) if _is_ckpt(k) else json.dumps(v, sort_keys=True)
+            for k, v in flat.items() if not _ignored(k)}
+
+
+def load_record(path: Path) -> dict[str, Any]:
+    """One metrics.json as a flat record with path, kind, status, seeds and identity."""
+    raw = json.loads(path.read_text())
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: metrics.json holds {type(raw).__name__}, not an object")
+    record = flatten({k: v for k, v in raw.items() if k not in ("config", "attempts", "pruning")})
+    record.update(flatten(raw.get("pruning") or {}, "pruning."))
+    config = raw.get("config") or {}
+    seed = (raw.get("run") or {}).get("seed", config.get("seed"))
+    seeds = (raw.get("run") or {}).get("seeds") or ([] if seed is None else [seed])
+    record.update(path=str(path.parent), kind=kind_of(raw), status=status_of(raw), seed_list=list(seeds),
+                  overrides=parse_overrides((raw.get("run") or {}).get("overrides") or [], seed),
+                  config_id=config_identity(config, seed), completed=status_of(raw) == "completed",
+                  rounds=(raw.get("pruning") or {}).get("rounds") or [])
+    record.pop("pruning.rounds", None)
+    _derive(record)
+    return record
+
+
+def _derive(record: dict[str, Any]) -> None:
+    """Columns computed from others: FID / dense (the same run's teacher, scored with the same budget),
+    the exported file in KB, the fraction of weights remaining, the std of an eval over its seeds."""
+    fid, dense = record.get("metrics.fid"), record.get("dense_metrics.fid")
+    if isinstance(fid, (int, float)) and isinstance(dense, (int, float)) and dense:
+        record["fid_vs_dense"] = fid / dense
+    if "export.compact.file_bytes" in record:
+        record["export.compact.file_kb"] = record["export.compact.file_bytes"] / 1024
+    if isinstance(record.get("generator.sparsity"), (int, float)):
+        record["remaining"] = 1.0 - record["generator.sparsity"]
+
+
+def expand_rounds(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """An IMP run's rounds as rows of their own (each round's ticket, scored before it is pruned);
+    FID / dense against the run's unpruned round when it has one. A run without rounds is itself."""
+    if not record["rounds"]:
+        return [record]
+    dense = next((r.get("fid") for r in record["rounds"] if r.get("remaining") == 1.0), None)
+    rows = []
+    for rnd in record["rounds"]:
+        row = {k: v for k, v in record.items() if not k.startswith(("metrics.", "export.", "dense_metrics.", "generator."))}
+        row.update({flat: rnd.get(key) for key, flat in ROUND_KEYS.items()})
+        row.update(round=rnd.get("round"), epoch=rnd.get("epoch"), rounds=[])
+        row["metrics.extractor"] = record.get("metrics.extractor")
+        row["pruning.target_sparsity"] = rnd.get("sparsity")
+        row["remaining"] = rnd.get("remaining", 1.0 - rnd["sparsity"] if rnd.get("sparsity") is not None else None)
+        if isinstance(rnd.get("fid"), (int, float)) and dense:
+            row["fid_vs_dense"] = rnd["fid"] / dense
+        rows.append(row)
+    return rows
+
+
+def load_runs(root: str | Path) -> list[dict[str, Any]]:
+    """Every metrics.json under `root` (completed, failed, interrupted; train and eval), sorted by path.
+    A file that is not JSON is a failed point, not a crash of the table."""
+    records = []
+    for path in sorted(Path(root).rglob("metrics.json")):
+        try:
+            records.append(load_record(path))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            records.append({"path": str(path.parent), "kind": "train", "status": f"failed: unreadable metrics.json ({err})",
+                            "completed": False, "seed_list": [], "overrides": {}, "config_id": {}, "rounds": []})
+    return records
