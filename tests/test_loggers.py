@@ -1,0 +1,86 @@
+"""TensorBoard and W&B: what a run logs can be read back with the tools' own readers, offline."""
+
+import csv
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from prunegen.reporting.loggers import wandb_logger, wandb_run_id
+from prunegen.train import train
+
+
+@pytest.mark.slow
+def test_tensorboard_beside_csv_has_scalars_samples_histograms_and_hparams(make_cfg, tmp_path):
+    cfg = make_cfg("logger=[csv,tensorboard]", "pruning=unstructured", "pruning.start_epoch=0", "pruning.end_epoch=1",
+                   "trainer.max_epochs=2", "callbacks.sample_grid.every_n_epochs=1", "callbacks.sample_grid.num_images=16")
+    record, _ = train(cfg)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0, "histograms": 0, "tensors": 0})
+    events.Reload()
+    tags = events.Tags()
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        csv_scalars = set(next(csv.reader(f))) - {"epoch", "step"}
+    assert {"val/fid", "prune/sparsity"} <= csv_scalars <= set(tags["scalars"])  # every CSV column, in TensorBoard too
+    assert events.Scalars("val/fid")[-1].value == pytest.approx(record["metrics"]["fid"], rel=1e-5)
+    images = events.Images("samples")
+    assert len(images) == 2 and images[0].encoded_image_string.startswith(b"\x89PNG")  # one per grid epoch
+    histograms = [t for t in tags["histograms"] if t.startswith("prune/weights/generator.")]
+    assert histograms and len(events.Histograms(histograms[0])) == 2  # one per pruning round
+    assert events.Scalars("hp/fid")[-1].value == pytest.approx(record["metrics"]["fid"], rel=1e-5)
+    hparams = events.summary_metadata.get("_hparams_/session_start_info") or {}
+    assert hparams or any(t.startswith("_hparams_") for t in tags["tensors"])
+    assert record["loggers"]["tensorboard"] == str(tmp_path / "run" / "tensorboard")
+
+
+def test_wandb_run_id_is_the_run_folders():
+    assert wandb_run_id("/sweep/3", 0) == wandb_run_id("/sweep/3", 0)  # a requeued job, the same folder
+    assert len({wandb_run_id("/sweep/3", 0), wandb_run_id("/sweep/4", 0), wandb_run_id("/sweep/3", 1)}) == 3
+
+
+class _Tiny(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.layer(batch[0]).pow(2).mean()
+        self.log("train/loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 4)), batch_size=4)
+
+
+def _fit(run_dir, max_epochs, ckpt_path=None):
+    import wandb
+
+    logger = wandb_logger(str(run_dir), seed=0, tags=["model=dcgan"], group="compress_digits")
+    trainer = L.Trainer(max_epochs=max_epochs, logger=logger, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True)])
+    trainer.fit(_Tiny(), ckpt_path=ckpt_path)
+    run_id, group = logger.experiment.id, logger.experiment.group
+    wandb.finish()
+    return run_id, group
+
+
+def test_wandb_offline_run_resumed_from_its_checkpoint_keeps_its_id(tmp_path, monkeypatch):
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # the logger's own default: offline
+    run_dir = tmp_path / "sweep" / "0"
+    first, group = _fit(run_dir, 1)
+    resumed, _ = _fit(run_dir, 2, ckpt_path=run_dir / "checkpoints" / "last.ckpt")
+    assert first == resumed == wandb_run_id(run_dir, 0) and group == "compress_digits"
+    offline = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 2 and all(name.endswith(first) for name in offline)  # `wandb sync` merges them into one run
+
+
+def test_wandb_mode_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="logger.wandb.mode.*'offlin'"):
+        wandb_logger(str(tmp_path), seed=0, mode="offlin")
