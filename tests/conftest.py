@@ -1,7 +1,10 @@
 """Shared fixtures: the real Hydra config, composed once per test with tiny sizes."""
 
+import os
+import signal
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -39,3 +42,33 @@ def make_cfg(tmp_path: Path):
         return cfg
 
     return _make
+
+
+class Interrupt(L.Callback):
+    """Sends this process `signum` at the start of `epoch` (after the checkpoint of the epoch before), as a
+    scheduler's SIGTERM or a user's Ctrl-C would."""
+
+    def __init__(self, epoch: int, signum: int) -> None:
+        self.epoch, self.signum = epoch, signum
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """`interrupt_at(epoch, signum)`: the next `train()` is sent `signum` at the start of `epoch`."""
+    import prunegen.train as entry
+
+    def _arm(epoch: int, signum: int = signal.SIGTERM) -> None:
+        original = entry.build_callbacks
+
+        def once(cfg):
+            monkeypatch.setattr(entry, "build_callbacks", original)
+            callbacks, named = original(cfg)
+            return [*callbacks, Interrupt(epoch, signum)], named
+
+        monkeypatch.setattr(entry, "build_callbacks", once)
+
+    return _arm

@@ -95,12 +95,14 @@ def restore_from_workers(trainer: Any, model: Any, folder: RunFolder) -> None:
 def capture_console() -> None:
     """Lightning's messages (the pruning rounds' tables among them) and warnings go through the root
     logger, so Hydra's handlers put them in the run folder's train.log as well as on the console."""
+    if not logging.getLogger().handlers:  # not under Hydra (a test, a notebook): leave Lightning's as they are
+        return
     logging.captureWarnings(True)
     for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).propagate = True
-        for handler in list(logging.getLogger(name).handlers):
-            if logging.getLogger().handlers:  # Hydra configured the root logger: no second console line
-                logging.getLogger(name).removeHandler(handler)
+        lightning_log = logging.getLogger(name)
+        lightning_log.propagate = True
+        for handler in list(lightning_log.handlers):  # Hydra's console handler prints them once
+            lightning_log.removeHandler(handler)
 
 
 def fit(cfg: DictConfig, folder: RunFolder, record: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,156 @@
+"""A run folder is a run: interrupted runs resume exactly, other configurations are refused, records keep
+every attempt, and configuration errors surface before training."""
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from prunegen.checks import check_groups
+from prunegen.lifecycle import RunInterrupted, identity_diff
+from prunegen.pruning.masks import get_mask, prunable_layers
+from prunegen.train import train
+
+BIN = Path(sys.executable).parent
+# four epochs, gradient-criterion rounds at the end of epochs 1, 2, 3
+GRADIENT_ROUNDS = ["pruning=unstructured", "pruning.criterion=gradient", "pruning.start_epoch=1", "pruning.end_epoch=3",
+                   "pruning.final_sparsity=0.6", "trainer.max_epochs=4", "metrics.every_n_epochs=2"]
+
+
+def _masks(model):
+    return {p: get_mask(m).clone() for p, m in prunable_layers(model, ["generator"]).items()}
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def _record(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_sigterm_then_same_command_ends_as_uninterrupted(make_cfg, tmp_path, interrupt_at):
+    full_cfg = make_cfg(*GRADIENT_ROUNDS)
+    full_cfg.paths.output_dir = str(tmp_path / "full")
+    full, objects = train(full_cfg)
+    full_masks = _masks(objects["model"])
+
+    cfg = make_cfg(*GRADIENT_ROUNDS)
+    interrupt_at(2)  # SIGTERM after the second epoch (its checkpoint is written)
+    with pytest.raises(RunInterrupted):
+        train(cfg)
+    run = Path(cfg.paths.output_dir)
+    stopped = _record(run)
+    assert stopped["status"] == "interrupted" and stopped["signal"] == "SIGTERM" and stopped["last_epoch"] == 1
+    assert stopped["attempts"][-1]["status"] == "interrupted"
+    assert oct(os.stat(run / "metrics.json").st_mode & 0o044) == oct(0o044)  # the group (and others) can read it
+
+    record, objects = train(make_cfg(*GRADIENT_ROUNDS))  # the same command, in the same folder
+    assert record["status"] == "completed" and record["resumed_from"].endswith("last.ckpt")
+    assert [a["status"] for a in record["attempts"]] == ["interrupted", "completed"]
+    masks = _masks(objects["model"])
+    assert masks.keys() == full_masks.keys()
+    for path in masks:
+        assert torch.equal(masks[path], full_masks[path]), path
+    assert record["metrics"]["fid"] == full["metrics"]["fid"]  # bit for bit on the CPU
+    assert record["pruning"]["achieved_sparsity"] == full["pruning"]["achieved_sparsity"]
+    with open(run / "csv" / "metrics.csv") as f:  # the first attempt's rows are kept
+        epochs = {int(float(row["epoch"])) for row in csv.DictReader(f) if row.get("epoch")}
+    assert {0, 1, 2, 3} <= epochs
+
+
+def test_other_configuration_is_refused_and_completed_run_left_alone(make_cfg, tmp_path):
+    cfg = make_cfg("pruning=none")
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    before = _snapshot(run)
+    with pytest.raises(ValueError, match=r"(?s)another configuration.*seed: 0 -> 1"):
+        train(make_cfg("pruning=none", "seed=1"))
+    assert _snapshot(run) == before  # nothing in the folder changed
+    record, objects = train(make_cfg("pruning=none", "trainer.enable_progress_bar=true"))  # a key that changes nothing
+    assert record["status"] == "completed" and objects == {}  # already done: not trained again
+    assert _snapshot(run) == before
+
+
+def test_identity_ignores_only_keys_without_effect():
+    stored = {"seed": 0, "trainer": {"max_epochs": 4, "enable_progress_bar": False}, "paths": {"output_dir": "a"}}
+    given = {"seed": 0, "trainer": {"max_epochs": 5, "enable_progress_bar": True}, "paths": {"output_dir": "b"}}
+    assert identity_diff(stored, given) == ["trainer.max_epochs: 4 -> 5"]
+
+
+def test_schedule_that_does_not_fit_fails_before_training(make_cfg, tmp_path):
+    cfg = make_cfg("pruning=structured", "pruning.start_epoch=10", "pruning.end_epoch=10", "trainer.max_epochs=1")
+    with pytest.raises(ValueError, match=r"pruning.end_epoch=10.*trainer.max_epochs=1"):
+        train(cfg)
+    assert _record(tmp_path / "run")["status"] == "failed"
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_group_without_target(make_cfg):
+    cfg = make_cfg("pruning=none", "+pruning.final_sparsity=0.5")
+    with pytest.raises(ValueError, match=r"pruning: the config sets \['final_sparsity'\] but has no _target_.*pruning=none"):
+        check_groups(cfg, {"pruning": "none"}, ["+pruning.final_sparsity=0.5"])
+    # an experiment's keys in a group the user switched off: the group stays off
+    cfg = make_cfg("experiment=dense_digits", "metrics=none")
+    assert cfg.metrics is not None
+    check_groups(cfg, {"metrics": "none"}, ["experiment=dense_digits", "metrics=none"])
+    assert cfg.metrics is None
+
+
+def test_failed_export_is_not_completed(make_cfg, tmp_path, monkeypatch):
+    import prunegen.export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(prunegen.export, "export_generator", broken)
+    cfg = make_cfg("experiment=compress_digits", "pruning.start_epoch=0", "pruning.end_epoch=0", "trainer.max_epochs=1")
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(cfg)
+    record = _record(tmp_path / "run")
+    assert record["status"] == "failed" and "disk full" in record["error"]
+    assert "prunegen-eval ckpt_path=" in record["error"]  # the checkpoint is kept and the way to score it is named
+
+
+def _cli(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([str(BIN / "prunegen-train"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, **kwargs)
+
+
+TINY_CLI = ["trainer.limit_train_batches=2", "trainer.enable_progress_bar=false", "model.generator.ngf=8",
+            "model.discriminator.ndf=8", "model.generator.latent_dim=16", "data.image_size=16", "data.batch_size=16"]
+
+
+@pytest.mark.slow
+def test_cli_sigterm_exits_nonzero_and_logs_to_the_run_folder(tmp_path):
+    run = tmp_path / "run"
+    proc = _cli(*TINY_CLI, "metrics=none", "logger=none", "trainer.max_epochs=10000", f"hydra.run.dir={run}")
+    deadline = time.time() + 120
+    while not (run / "checkpoints" / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    record = _record(run)
+    assert record["status"] == "interrupted" and record["signal"] == "SIGTERM" and record["last_epoch"] >= 0
+    assert "Trainer" in (run / "train.log").read_text() or "GPU available" in (run / "train.log").read_text()
+
+
+def test_cli_config_error_is_reported_before_lightning_is_imported(tmp_path):
+    code = ("import sys\nfrom prunegen.train import main\n"
+            f"sys.argv = ['prunegen-train', '+pruning.final_sparsity=0.5', 'hydra.run.dir={tmp_path / 'run'}']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print('EXIT', e.code)\n"
+            "print('LIGHTNING', 'lightning' in sys.modules, 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    text = out.stdout + out.stderr
+    assert "EXIT 1" in text and "pruning: the config sets ['final_sparsity']" in text
+    assert "LIGHTNING False False" in text
