@@ -154,3 +154,62 @@ def test_cli_config_error_is_reported_before_lightning_is_imported(tmp_path):
     text = out.stdout + out.stderr
     assert "EXIT 1" in text and "pruning: the config sets ['final_sparsity']" in text
     assert "LIGHTNING False False" in text
+
+
+def _job_pids(marker: str) -> list[int]:
+    """Processes whose command line mentions `marker` and submitit's job runner."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if marker in cmd and "submitit.core._submit" in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_submitit_requeue_resumes_to_the_uninterrupted_result(make_cfg, tmp_path):
+    """hydra/launcher=submitit_local: USR2 (what SLURM sends before a time limit or a preemption) makes submitit
+    requeue the job; the restarted job resumes in its folder and ends as an uninterrupted run."""
+    from conftest import TINY
+
+    extra = ["trainer.max_epochs=30", "metrics.every_n_epochs=1000", "pruning=structured", "pruning.start_epoch=3",
+             "pruning.end_epoch=3", "pruning.final_sparsity=0.5"]
+    reference, _ = train(make_cfg(*extra))
+    sweep = tmp_path / "sweep"
+    proc = _cli("-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}", *TINY, *extra,
+                f"paths.cache_dir={tmp_path.parent / 'prunegen-cache'}")
+    deadline = time.time() + 180
+    while not (sweep / "0" / "checkpoints" / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    pids = _job_pids(str(sweep))
+    assert pids, "the submitit job was not found running"
+    for pid in pids:
+        os.kill(pid, signal.SIGUSR2)
+    out, _ = proc.communicate(timeout=300)
+    record = _record(sweep / "0")
+    assert record["status"] == "completed", out
+    assert [(a["status"], a.get("signal")) for a in record["attempts"]] == [("interrupted", "SIGUSR2"), ("completed", None)]
+    assert record["metrics"]["fid"] == reference["metrics"]["fid"]
+    assert record["pruning"]["achieved_sparsity"] == reference["pruning"]["achieved_sparsity"]
+
+
+@pytest.mark.slow
+def test_sweep_with_a_failing_point_keeps_it_in_the_table(tmp_path):
+    from conftest import TINY
+
+    sweep = tmp_path / "sweep"
+    proc = _cli("-m", f"hydra.sweep.dir={sweep}", *TINY, "pruning=unstructured", "pruning.start_epoch=0",
+                "pruning.end_epoch=0", "pruning.final_sparsity=0.3,0.5,1.5", f"paths.cache_dir={tmp_path.parent / 'prunegen-cache'}")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0, out  # the sweep reports its failure
+    statuses = sorted(_record(sweep / str(i))["status"] for i in range(3))
+    assert statuses == ["completed", "completed", "failed"]
+    subprocess.run([str(BIN / "prunegen-table"), str(sweep)], check=True, capture_output=True, timeout=120)
+    with open(sweep / "table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and sorted(r["status"] for r in rows) == ["completed", "completed", "failed"]
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert "final_sparsity" in failed.get("error", "") + " ".join(failed.values())
