@@ -8,8 +8,9 @@ from typing import Any
 
 from prunegen.reporting.record import flatten
 
-# keys that cannot change a result, or that differ between the seeds of one configuration
-IGNORED = ("seed", "seeds", "paths.", "hydra.", "trainer.enable_progress_bar", "trainer.enable_model_summary")
+# keys that cannot change a result (lifecycle.NOT_IDENTITY), or that differ between the seeds of one configuration
+IGNORED = ("seed", "seeds", "paths.", "hydra.", "logger.", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+           "trainer.log_every_n_steps", "logger", "resume", "ckpt_path", "optimized_metric")
 # a round of an IMP run (pruning.rounds[i]) -> the flat key it fills in a table row
 ROUND_KEYS = {"sparsity": "generator.sparsity", "fid": "metrics.fid", "fid_best": "metrics.fid_best",
               "kid_mean": "metrics.kid_mean", "is_mean": "metrics.is_mean", "class_coverage": "metrics.class_coverage"}
@@ -32,7 +33,9 @@ def status_of(record: dict[str, Any]) -> str:
         status += ": " + (error.splitlines()[0] if error else "no error recorded")
     elif status == "interrupted":
         status += f": {record.get('signal') or 'unknown signal'} after epoch {record.get('last_epoch', '?')}"
-    earlier = record.get("attempts") or []
+    earlier = list(record.get("attempts") or [])
+    if earlier and earlier[-1].get("started") == record.get("started"):  # the list ends with this attempt
+        earlier = earlier[:-1]
     if earlier:
         status += f" ({len(earlier)} earlier attempt{'s' if len(earlier) > 1 else ''})"
     return status
@@ -95,8 +98,9 @@ def _derive(record: dict[str, Any]) -> None:
     fid, dense = record.get("metrics.fid"), record.get("dense_metrics.fid")
     if isinstance(fid, (int, float)) and isinstance(dense, (int, float)) and dense:
         record["fid_vs_dense"] = fid / dense
-    if "export.compact.file_bytes" in record:
-        record["export.compact.file_kb"] = record["export.compact.file_bytes"] / 1024
+    for side in ("dense", "compact"):
+        if isinstance(record.get(f"export.{side}.file_bytes"), (int, float)):
+            record[f"export.{side}.file_kb"] = record[f"export.{side}.file_bytes"] / 1024
     if isinstance(record.get("generator.sparsity"), (int, float)):
         record["remaining"] = 1.0 - record["generator.sparsity"]
 

@@ -1,0 +1,144 @@
+"""prunegen-reproduce: rerun the sweep behind a README table and rewrite the table, or check it.
+
+    prunegen-reproduce NAME            rerun docs/results/NAME.json's commands, rewrite the data and the README block
+    prunegen-reproduce NAME --check    rerun, and list every cell that moved by more than the seed spread (exit 1)
+    prunegen-reproduce NAME --runs DIR use runs already there instead of rerunning (with or without --check)
+    prunegen-reproduce NAME --render   rewrite the README block from the committed data (no run)
+    prunegen-reproduce --all ...       every docs/results/*.json
+"""
+
+import argparse
+import copy
+import fnmatch
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from prunegen.reporting.aggregate import identity, labels
+from prunegen.reporting.results import load_data, moved_cells, readme_block, render, replace_block
+from prunegen.reporting.runs import load_runs
+
+DATA_DIR = Path("docs/results")
+
+
+def matches(record: dict[str, Any], select: dict[str, str], root: Path) -> bool:
+    """Does a run match every `key: value` of `select`? Keys are overrides (compared as written), keys of the
+    composed config, or `path` (a glob on the run folder relative to the sweep folder)."""
+    for key, want in select.items():
+        if key == "path":
+            if not fnmatch.fnmatch(str(Path(record["path"]).relative_to(root)), want):
+                return False
+        elif key in record["overrides"]:
+            if record["overrides"][key] != str(want):
+                return False
+        elif key in record["config_id"]:
+            if json.loads(record["config_id"][key]) != want and str(json.loads(record["config_id"][key])) != str(want):
+                return False
+        else:
+            return False
+    return True
+
+
+def _value_of(record: dict[str, Any], key: str) -> float | None:
+    """A flat key's number, or `a/b`: the ratio of two."""
+    if "/" in key:
+        a, b = (_value_of(record, k) for k in key.split("/", 1))
+        return a / b if a is not None and b else None
+    value = record.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def measure(records: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """mean, std over distinct seeds (runs of one seed averaged first), and each seed's value."""
+    per_seed: dict[Any, list[float]] = {}
+    for r in records:
+        value = _value_of(r, key)
+        if value is not None:
+            per_seed.setdefault(r["seed_list"][0] if r["seed_list"] else r["path"], []).append(value)
+    values = {seed: statistics.fmean(v) for seed, v in sorted(per_seed.items(), key=lambda kv: str(kv[0]))}
+    if not values:
+        return {"mean": None, "std": None, "per_seed": {}}
+    spread = statistics.stdev(values.values()) if len(values) > 1 else None
+    return {"mean": statistics.fmean(values.values()), "std": spread, "per_seed": {str(k): v for k, v in values.items()}}
+
+
+def select_runs(records: list[dict[str, Any]], select: dict[str, str], root: Path, where: str) -> list[dict[str, Any]]:
+    """The completed training runs that match; they must be one configuration (differing only by seed)."""
+    chosen = [r for r in records if r["kind"] == "train" and r["completed"] and matches(r, select, root)]
+    configs = sorted({identity(r) for r in chosen})
+    if len(configs) > 1:
+        names = labels(configs)
+        raise ValueError(f"{where}: select {select} matches {len(configs)} configurations: {sorted(names.values())}")
+    return chosen
+
+
+def collect(data: dict[str, Any], root: str | Path) -> dict[str, Any]:
+    """The data file with every value measured again from the runs under `root` (same layout and decimals)."""
+    root = Path(root)
+    records = load_runs(root)
+    out = copy.deepcopy(data)
+    for row in out["rows"]:
+        seeds: set[Any] = set()
+        for name, value in row["values"].items():
+            select = {**row.get("select", {}), **value.get("select", {})}
+            runs = select_runs(records, select, root, f"{data['name']} / {row['label']} / {name}")
+            value.update(measure(runs, value["key"]))
+            seeds |= {s for r in runs for s in r["seed_list"]}
+        row["seeds"] = sorted(seeds)
+    out["provenance"] = f"measured by prunegen-reproduce from the runs under {root} on {time.strftime('%Y-%m-%d %H:%M')}"
+    return out
+
+
+def run_commands(data: dict[str, Any]) -> None:
+    for command in data.get("commands", []):
+        print(f"[reproduce] {command}", flush=True)
+        subprocess.run(["bash", "-c", f"set -euo pipefail; {command}"], check=True)
+
+
+def reproduce(name: str, check: bool, runs: str | None, render_only: bool, readme: Path, data_dir: Path) -> int:
+    path = data_dir / f"{name}.json"
+    data = load_data(path)
+    if not render_only:
+        if runs is None:
+            run_commands(data)
+        rerun = collect(data, runs or data["sweep_dir"])
+        if check:
+            moved = moved_cells(data, rerun)
+            print("\n".join([f"[reproduce] {name}: {len(moved)} cell(s) moved beyond the seed spread"] + moved))
+            return 1 if moved else 0
+        data = rerun
+        path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    text = readme.read_text()
+    table = render(data)
+    if readme_block(text, name) != table:
+        readme.write_text(replace_block(text, name, table))
+    print(f"[reproduce] {name}: README block rewritten from {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="tables to reproduce (docs/results/NAME.json)")
+    parser.add_argument("--all", action="store_true", help="every docs/results/*.json")
+    parser.add_argument("--check", action="store_true", help="report cells that moved beyond the seed spread; write nothing")
+    parser.add_argument("--runs", default=None, help="read these runs instead of rerunning the commands")
+    parser.add_argument("--render", action="store_true", help="only rewrite the README block from the committed data")
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--data-dir", default=str(DATA_DIR))
+    args = parser.parse_args(argv)
+    data_dir = Path(args.data_dir)
+    names = sorted(p.stem for p in data_dir.glob("*.json")) if args.all else args.names
+    if not names:
+        parser.error("name a table (docs/results/NAME.json) or pass --all")
+    if args.runs and len(names) > 1:
+        parser.error("--runs reads one sweep: name one table")
+    codes = [reproduce(n, args.check, args.runs, args.render, Path(args.readme), data_dir) for n in names]
+    sys.exit(max(codes))
+
+
+if __name__ == "__main__":
+    main()
