@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_DIR := outputs/make_run
 
-.PHONY: run test install install-dev clean
+.PHONY: run test tables install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest -q
+
+# Rerun the sweep behind every README results table (docs/results/NAME.json) and rewrite the table
+# between its <!-- table:NAME --> markers. TABLES=NAME picks one; ARGS=--check only reports the cells
+# that moved beyond the seed spread (exit 1); ARGS=--render rewrites from the committed data, no run.
+TABLES ?= --all
+tables: install
+	$(BIN)/python -m prunegen.reporting.reproduce $(TABLES) $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .cache .pytest_cache

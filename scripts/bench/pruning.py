@@ -56,7 +56,7 @@ def main() -> None:
     torch.manual_seed(0)
     dense = DCGANGenerator(ngf=args.ngf).eval()
     dense(torch.randn(64, dense.latent_dim))
-    macs = lambda g: count_macs(g, g.latent_dim)  # noqa: E731
+    macs = lambda g: count_macs(g)  # noqa: E731
     off = dict(fuse_batchnorm=False, channels_last=False, subpixel_max_channels=0)
     variants = {
         "torch-pruning, as pruned": (unmasked_copy(dense), torch_pruning(dense, args.sparsity), off),

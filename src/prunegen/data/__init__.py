@@ -1,5 +1,6 @@
 from prunegen.data.digits import DigitsDataModule
 from prunegen.data.image_folder import ImageFolderDataModule
+from prunegen.data.protocol import SPLITS, ImageData
 from prunegen.data.torchvision_sets import (
     CelebADataModule,
     CIFAR10DataModule,
@@ -12,6 +13,8 @@ __all__ = [
     "CIFAR10DataModule",
     "DigitsDataModule",
     "FashionMNISTDataModule",
+    "ImageData",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "SPLITS",
 ]

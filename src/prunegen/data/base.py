@@ -3,10 +3,10 @@
 import lightning as L
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision import transforms
 
-SPLITS = ("train", "val", "test")
+from prunegen.data.protocol import SPLITS
 
 
 class ConvertMode:
@@ -42,9 +42,10 @@ def split_indices(n: int, fractions: tuple[float, float], seed: int) -> dict[str
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Base of the datamodules that decode images on the fly; subclasses build one Dataset per split.
+    """Base of every datamodule (an `ImageData`); subclasses build one Dataset per split, decoded on
+    the fly or held in memory (a TensorDataset).
 
-    `split_tensors(split)` (used for real statistics and the domain classifier) decodes at most
+    `split_tensors(split)` (used for real statistics and the domain classifier) returns at most
     `eval_max_images` images of the split, a fixed random subset when the split is larger.
     """
 
@@ -88,16 +89,24 @@ class ImageDataModule(L.LightningDataModule):
         """(images (N, C, S, S) in [-1, 1], labels (N,)) of one split, N <= eval_max_images; cached."""
         if split not in self._tensors:
             ds = self.dataset(split)
+            keep = None
             if len(ds) > self.eval_max_images:
                 g = torch.Generator().manual_seed(self.split_seed + 1)
-                ds = Subset(ds, torch.randperm(len(ds), generator=g)[: self.eval_max_images].tolist())
-            shape = (0, self.channels, self.image_size, self.image_size)
-            x, y = [torch.empty(shape)], [torch.empty(0, dtype=torch.long)]
-            for xb, yb in DataLoader(ds, batch_size=256, num_workers=self.num_workers):
-                x.append(xb)
-                y.append(torch.as_tensor(yb, dtype=torch.long))
-            self._tensors[split] = (torch.cat(x), torch.cat(y))
+                keep = torch.randperm(len(ds), generator=g)[: self.eval_max_images]
+            self._tensors[split] = self._stack(ds, keep)
         return self._tensors[split]
+
+    def _stack(self, ds: Dataset, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(ds, TensorDataset):  # in memory: no decoding (and no DataLoader drawing a seed)
+            x, y = ds.tensors
+            return (x, y) if keep is None else (x[keep], y[keep])
+        ds = ds if keep is None else Subset(ds, keep.tolist())
+        x = [torch.empty(0, self.channels, self.image_size, self.image_size)]
+        y = [torch.empty(0, dtype=torch.long)]
+        for xb, yb in DataLoader(ds, batch_size=256, num_workers=self.num_workers):
+            x.append(xb)
+            y.append(torch.as_tensor(yb, dtype=torch.long))
+        return torch.cat(x), torch.cat(y)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = self.dataset(split)

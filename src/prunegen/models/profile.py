@@ -1,16 +1,15 @@
 """Cost of one generated image: MACs from PyTorch's FlopCounterMode (FLOPs / 2)."""
 
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from prunegen.models.networks.protocol import Generator, example_inputs
 
 
 @torch.no_grad()
-def count_macs(generator: nn.Module, latent_dim: int, num_classes: int = 0) -> int:
+def count_macs(generator: Generator) -> int:
     """MACs to generate one image (Torch-Pruning's counter over-counts ConvTranspose2d ~4x)."""
-    device = next(generator.parameters()).device
-    z = torch.zeros(1, latent_dim, device=device)
-    labels = torch.zeros(1, dtype=torch.long, device=device) if num_classes else None
+    z, labels = example_inputs(generator, 1, latents="zeros", labels="zeros")
     was_training = generator.training
     generator.eval()
     try:

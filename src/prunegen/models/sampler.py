@@ -1,25 +1,24 @@
 """The sampling protocol over a bare generator (a distillation teacher, an exported compact generator)."""
 
 import torch
-from torch import nn
+
+from prunegen.models.networks.protocol import Generator, example_inputs
 
 
 @torch.no_grad()
 def sample_generator(
-    net: nn.Module, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+    net: Generator, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """n images in [-1, 1] from `net(z, labels)` in eval mode (the deployed behaviour); z ~ N(0, I)
     drawn on the CPU from `generator` (so samples do not depend on the device); labels cycle over the
     classes of a conditional net when not given."""
     device = next(net.parameters()).device
-    z = torch.randn(n, net.latent_dim, generator=generator).to(device)
-    num_classes = getattr(net, "num_classes", 0)
-    if num_classes and labels is None:
-        labels = torch.arange(n) % num_classes
+    z, cycled = example_inputs(net, n, rng=generator, device="cpu")
+    labels = cycled if labels is None else labels
     was_training = net.training
     net.eval()
     try:
-        return net(z, labels.to(device) if labels is not None else None)
+        return net(z.to(device), labels.to(device) if labels is not None else None)
     finally:
         net.train(was_training)
 
@@ -27,7 +26,7 @@ def sample_generator(
 class GeneratorSampler:
     """`generator`, `latent_dim`, `num_classes` and `sample(n, labels, generator)`, as the LightningModules expose."""
 
-    def __init__(self, generator: nn.Module) -> None:
+    def __init__(self, generator: Generator) -> None:
         self.generator = generator
 
     @property
@@ -36,7 +35,7 @@ class GeneratorSampler:
 
     @property
     def num_classes(self) -> int:
-        return getattr(self.generator, "num_classes", 0)
+        return self.generator.num_classes
 
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         return sample_generator(self.generator, n, labels, generator)

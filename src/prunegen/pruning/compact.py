@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from prunegen.models.networks.protocol import Generator, check_generator, example_inputs
 from prunegen.pruning import structured as st
 from prunegen.pruning.masks import unmasked_copy
 
@@ -33,8 +34,9 @@ def generator_paths(paths: list[str]) -> list[str]:
     return [p.removeprefix("generator.") for p in paths if p.startswith("generator.")]
 
 
-def generator_spec(generator: nn.Module) -> dict[str, Any]:
+def generator_spec(generator: Generator) -> dict[str, Any]:
     """Constructor arguments (current channel counts included) that rebuild this generator's architecture."""
+    check_generator(generator)
     cls = type(generator)
     return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **generator.spec()}
 
@@ -70,9 +72,7 @@ def file_bytes(generator: nn.Module) -> int:
 @torch.no_grad()
 def max_abs_diff(a: nn.Module, b: nn.Module, n: int = 64, seed: int = 0) -> float:
     """Largest output difference of two generators on the same fixed latents (eval mode)."""
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, a.latent_dim, generator=g)
-    labels = torch.arange(n) % a.num_classes if getattr(a, "num_classes", 0) else None
+    z, labels = example_inputs(a, n, rng=torch.Generator().manual_seed(seed), device="cpu")
     a.eval(), b.eval()
     return (a(z, labels) - b(z, labels)).abs().max().item()
 
@@ -85,8 +85,7 @@ def latency_ms(*generators: nn.Module, batch: int = 256, repeats: int = 10, warm
     inputs = []
     for g in generators:
         g.eval()
-        labels = torch.zeros(batch, dtype=torch.long) if getattr(g, "num_classes", 0) else None
-        inputs.append((torch.randn(batch, g.latent_dim), labels))
+        inputs.append(example_inputs(g, batch, device="cpu", labels="zeros"))
     for i in range(warmup + repeats):
         for g, (z, labels), t in zip(generators, inputs, times):
             start = time.perf_counter()

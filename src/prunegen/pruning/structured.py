@@ -12,6 +12,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from prunegen.models.networks.protocol import Generator, example_inputs
 from prunegen.pruning.masks import get_mask, unmasked_copy
 
 
@@ -45,18 +46,10 @@ def _members(module: nn.Module, path: str, out: bool) -> list[Member]:
     return members
 
 
-def example_inputs(generator: nn.Module) -> tuple[torch.Tensor, ...]:
-    """A batch of two latents (and labels) that the generator's forward takes."""
-    device = next(generator.parameters()).device
-    z = torch.randn(2, generator.latent_dim, device=device)
-    if getattr(generator, "num_classes", 0):
-        return z, torch.zeros(2, dtype=torch.long, device=device)
-    return (z,)
-
-
-def dependency_graph(generator: nn.Module) -> tp.DependencyGraph:
-    """Torch-Pruning's graph of a plain (unmasked) generator."""
-    return tp.DependencyGraph().build_dependency(generator, example_inputs=example_inputs(generator))
+def dependency_graph(generator: Generator) -> tp.DependencyGraph:
+    """Torch-Pruning's graph of a plain (unmasked) generator, traced on two latents (and labels)."""
+    z, labels = example_inputs(generator, 2, labels="zeros")
+    return tp.DependencyGraph().build_dependency(generator, example_inputs=(z,) if labels is None else (z, labels))
 
 
 def channel_groups(generator: nn.Module, ignore: list[str] = ()) -> list[ChannelGroup]:

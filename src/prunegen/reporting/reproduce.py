@@ -114,9 +114,10 @@ def reproduce(name: str, check: bool, runs: str | None, render_only: bool, readm
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     text = readme.read_text()
     table = render(data)
-    if readme_block(text, name) != table:
+    same = readme_block(text, name) == table
+    if not same:
         readme.write_text(replace_block(text, name, table))
-    print(f"[reproduce] {name}: README block rewritten from {path}")
+    print(f"[reproduce] {name}: README block {'unchanged' if same else 'rewritten'} ({path})")
     return 0
 
 

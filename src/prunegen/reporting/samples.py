@@ -28,9 +28,8 @@ class SampleGridCallback(Callback):
         self.final_path: Path | None = None
 
     def _sample(self, pl_module: L.LightningModule) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed)
-        labels = torch.arange(self.num_images) % pl_module.num_classes if pl_module.num_classes else None
-        return pl_module.sample(self.num_images, labels=labels, generator=g)
+        # labels=None: a conditional model cycles over its classes (0, 1, ..., 9, 0, 1, ...)
+        return pl_module.sample(self.num_images, generator=torch.Generator().manual_seed(self.seed))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:

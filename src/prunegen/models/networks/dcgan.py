@@ -1,6 +1,7 @@
 """DCGAN generator and discriminator (Radford et al. 2016) for square images of 4·2^k or 7·2^k pixels."""
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,7 +63,7 @@ class DCGANGenerator(nn.Module):
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]  # (B, C, S, S)
         self.net = nn.Sequential(*layers)
 
-    def spec(self) -> dict:
+    def spec(self) -> dict[str, Any]:
         """Constructor arguments with the current widths (export rebuilds a compacted generator from them)."""
         widths = [m.out_channels for m in self.net if isinstance(m, nn.ConvTranspose2d)][:-1]
         return dict(latent_dim=self.latent_dim, channels=self.channels, image_size=self.image_size,

@@ -1,6 +1,7 @@
 """Small ResNet generator / discriminator in the style of SNGAN's CIFAR models (Miyato et al. 2018)."""
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,12 +18,16 @@ def _num_blocks(image_size: int) -> int:
 
 
 class GBlock(nn.Module):
-    """BN-ReLU-up-conv3-BN-ReLU-conv3 plus an upsampled 1x1 shortcut: (B, C, H, W) -> (B, C', 2H, 2W)."""
+    """BN-ReLU-up-conv3-BN-ReLU-conv3 plus an upsampled 1x1 shortcut: (B, C, H, W) -> (B, C', 2H, 2W).
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    `c_mid` (the inner width, default C') differs from C' once structured pruning removed channels.
+    """
+
+    def __init__(self, c_in: int, c_out: int, c_mid: int | None = None) -> None:
         super().__init__()
-        self.bn1, self.conv1 = nn.BatchNorm2d(c_in), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)
-        self.bn2, self.conv2 = nn.BatchNorm2d(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1)
+        c_mid = c_out if c_mid is None else c_mid
+        self.bn1, self.conv1 = nn.BatchNorm2d(c_in), nn.Conv2d(c_in, c_mid, 3, 1, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(c_mid), nn.Conv2d(c_mid, c_out, 3, 1, 1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -32,7 +37,11 @@ class GBlock(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-    """z (B, latent_dim) -> image (B, channels, S, S) in [-1, 1]; a ConvTranspose2d stem on a 1x1 latent."""
+    """z (B, latent_dim) -> image (B, channels, S, S) in [-1, 1]; a ConvTranspose2d stem on a 1x1 latent.
+
+    Widths: the stem's output, then (inner, output) per up-block; all `ngf` unless `widths` (a
+    compacted generator's recorded channel counts, see `spec`) says otherwise.
+    """
 
     def __init__(
         self,
@@ -41,21 +50,44 @@ class ResNetGenerator(nn.Module):
         channels: int = 1,
         image_size: int = 32,
         num_classes: int = 0,
+        widths: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, check_num_classes(num_classes)
+        self.channels, self.image_size = channels, image_size
+        n = _num_blocks(image_size)
+        stem, blocks = (ngf, [[ngf, ngf]] * n) if widths is None else (widths["stem"], widths["blocks"])
+        if len(blocks) != n:
+            raise ValueError(f"{len(blocks)} block widths do not fit image_size {image_size} ({n} blocks)")
         self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
         in_dim = latent_dim * (2 if num_classes else 1)
-        self.stem = nn.ConvTranspose2d(in_dim, ngf, 4, 1, 0)  # (B, ngf, 4, 4)
-        self.blocks = nn.Sequential(*[GBlock(ngf, ngf) for _ in range(_num_blocks(image_size))])
-        self.out = nn.Sequential(nn.BatchNorm2d(ngf), nn.ReLU(), nn.Conv2d(ngf, channels, 3, 1, 1), nn.Tanh())
+        self.stem = nn.ConvTranspose2d(in_dim, stem, 4, 1, 0)  # (B, stem, 4, 4)
+        c_in, layers = stem, []
+        for c_mid, c_out in blocks:
+            layers.append(GBlock(c_in, c_out, c_mid))
+            c_in = c_out
+        self.blocks = nn.Sequential(*layers)
+        self.out = nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(), nn.Conv2d(c_in, channels, 3, 1, 1), nn.Tanh())
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments with the current widths (export rebuilds a compacted generator from them)."""
+        blocks = [[b.conv1.out_channels, b.conv2.out_channels] for b in self.blocks]
+        return dict(latent_dim=self.latent_dim, channels=self.channels, image_size=self.image_size,
+                    num_classes=self.num_classes, widths={"stem": self.stem.out_channels, "blocks": blocks})
+
+    def _input(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if self.embed is not None:
             if labels is None:
                 raise ValueError("a conditional generator needs labels")
             z = torch.cat([z, self.embed(labels)], dim=1)
-        return self.out(self.blocks(self.stem(z[:, :, None, None])))
+        return z[:, :, None, None]  # (B, Z, 1, 1)
+
+    def logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The pre-tanh output a (forward is tanh(a)); a VAE's Bernoulli likelihood uses 2a as logits."""
+        return self.out[:-1](self.blocks(self.stem(self._input(z, labels))))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.out(self.blocks(self.stem(self._input(z, labels))))
 
 
 class DBlock(nn.Module):
