@@ -46,3 +46,50 @@ class Schedule:
         k = min((epoch - self.start) // self.every + 1, self.rounds)
         t = k / self.rounds
         return self.final * (t if self.ramp == "linear" else 1 - (1 - t) ** 3)
+
+
+@dataclass(frozen=True)
+class Geometric:
+    """Iterative pruning with full rounds (GAN-LTH): round r (0-based) trains `epochs_per_round` epochs at
+    sparsity 1 - (1 - rate)^r, so every prune removes `rate` of the weights that remain (0.2: 20%, 36%,
+    48.8%, ... 67.2% after 5 prunes, 89.3% after 10). Round 0 is dense; the last round is not pruned.
+    """
+
+    rate: float = 0.2
+    rounds: int = 11
+    epochs_per_round: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.rate < 1:
+            raise ValueError(f"pruning.rate must be in (0, 1), got {self.rate}")
+        if self.rounds < 1:
+            raise ValueError(f"pruning.rounds must be >= 1, got {self.rounds}")
+        if self.epochs_per_round < 1:
+            raise ValueError(f"pruning.epochs_per_round must be >= 1, got {self.epochs_per_round}")
+
+    @property
+    def final(self) -> float:
+        return self.sparsity(self.rounds - 1)
+
+    @property
+    def max_epochs(self) -> int:
+        return self.rounds * self.epochs_per_round
+
+    def sparsity(self, round_: int) -> float:
+        """Sparsity at which round `round_` trains."""
+        return 1 - (1 - self.rate) ** round_
+
+    def round_of(self, epoch: int) -> int:
+        return epoch // self.epochs_per_round
+
+    def ends_round(self, epoch: int) -> bool:
+        """The round is scored at the end of this epoch."""
+        return (epoch + 1) % self.epochs_per_round == 0
+
+    def is_round(self, epoch: int) -> bool:
+        """A prune follows this epoch (every round's end but the last)."""
+        return self.ends_round(epoch) and self.round_of(epoch) < self.rounds - 1
+
+    def __call__(self, epoch: int) -> float:
+        """Target sparsity after the end of `epoch`."""
+        return self.sparsity(min(self.round_of(epoch) + self.ends_round(epoch), self.rounds - 1))
