@@ -159,3 +159,27 @@ def test_plot_without_teacher_scores_has_one_panel(tmp_path):
     rows = write_table(tmp_path)
     assert all(r["FID / dense"] is None for r in rows)
     assert (tmp_path / "fid_vs_macs.png").stat().st_size > 0
+
+
+def test_reference_keyed_by_x_with_a_paper_title(tmp_path):
+    ref = tmp_path / "ref.yaml"
+    ref.write_text("paper: A Paper (X et al.)\nsource: https://example.org/fig.png\nmetric: fid\nx: remaining\n"
+                   "rows:\n  - {remaining: 1.0, sparsity: 0.0, fid: 15.7}\n  - {remaining: 0.8, sparsity: 0.2, fid: 14.2}\n")
+    loaded = load_reference(ref)
+    assert loaded.name == "A Paper (X et al.)" and "example.org" in loaded.citation
+    assert loaded.at(0.8) == (14.2, None) and loaded.at(0.7) is None and loaded.dense() == 15.7
+
+
+def test_earlier_attempts_show_in_the_status(tmp_path):
+    attempts = [{"status": "interrupted", "signal": "SIGTERM", "started": "t0"}, {"status": "completed", "started": "t1"}]
+    _run(tmp_path, "a", 0, [], 2.0, 100, attempts=attempts, started="t1")
+    (row,) = write_table(tmp_path)
+    assert row["status"] == "completed (1 earlier attempt)"
+
+
+def test_a_resumed_seed_stays_in_its_row(tmp_path):
+    attempts = [{"status": "interrupted", "signal": "SIGTERM", "started": "t0"}, {"status": "completed", "started": "t1"}]
+    _run(tmp_path, "a", 0, [], 2.0, 100, attempts=attempts, started="t1")
+    _run(tmp_path, "b", 1, [], 4.0, 100)
+    (row,) = write_table(tmp_path)
+    assert row["seeds"] == 2 and row["FID"] == 3.0 and row["status"] == "completed (1 earlier attempt in 2 runs)"

@@ -4,6 +4,7 @@
     citation: Chen et al., GANs Can Play Lottery Tickets Too, ICLR 2021
     metric: fid                 # fid | kid_mean | is_mean | class_coverage (a metrics.* key of ours)
     extractor: inception        # its feature space: its column never mixes with ours
+    x: remaining                # optional: which of remaining / sparsity keys the rows when they carry both
     rows:                       # each row: remaining or sparsity (fractions), the metric, optionally <metric>_std
       - {remaining: 1.0, fid: 15.7}
       - {remaining: 0.8, fid: 14.2}
@@ -49,10 +50,14 @@ class Reference:
         return hit[0] if hit else None
 
 
-def _fraction(row: dict[str, Any], path: Path, i: int) -> float:
-    if ("remaining" in row) == ("sparsity" in row):
-        raise ValueError(f"{path}: rows[{i}] needs exactly one of 'remaining' or 'sparsity', got {sorted(row)}")
-    value = float(row["remaining"]) if "remaining" in row else 1.0 - float(row["sparsity"])
+def _fraction(row: dict[str, Any], path: Path, i: int, x: str | None) -> float:
+    """The row's fraction of weights remaining, from `x` (remaining | sparsity) or the one of them it has."""
+    if x is None and ("remaining" in row) == ("sparsity" in row):
+        raise ValueError(f"{path}: rows[{i}] needs exactly one of 'remaining' or 'sparsity' (or set x:), got {sorted(row)}")
+    key = x or ("remaining" if "remaining" in row else "sparsity")
+    if key not in row:
+        raise ValueError(f"{path}: rows[{i}] has no {key!r} (x: {key}): {row}")
+    value = float(row[key]) if key == "remaining" else 1.0 - float(row[key])
     if not 0.0 < value <= 1.0:
         raise ValueError(f"{path}: rows[{i}] weights remaining {value} is not a fraction in (0, 1] (write 0.8, not 80)")
     return value
@@ -66,9 +71,13 @@ def load_reference(path: str | Path) -> Reference:
     data = yaml.safe_load(path.read_text())  # JSON is YAML
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a reference file is a mapping with name, metric and rows")
-    missing = [k for k in ("name", "metric", "rows") if k not in data]
+    name = data.get("name") or data.get("paper")  # `paper: <title>` names it when there is no short name
+    missing = [k for k in ("metric", "rows") if k not in data] + ([] if name else ["name"])
     if missing:
         raise ValueError(f"{path}: missing {missing}")
+    x = data.get("x")
+    if x not in (None, "remaining", "sparsity"):
+        raise ValueError(f"{path}: x {x!r} is not 'remaining' or 'sparsity'")
     metric = data["metric"]
     if metric not in METRICS:
         raise ValueError(f"{path}: metric {metric!r} is not one of {sorted(METRICS)}")
@@ -76,10 +85,10 @@ def load_reference(path: str | Path) -> Reference:
     for i, row in enumerate(data["rows"]):
         if not isinstance(row, dict) or metric not in row:
             raise ValueError(f"{path}: rows[{i}] has no {metric!r} value: {row}")
-        points.append((_fraction(row, path, i), float(row[metric]), row.get(f"{metric}_std")))
+        points.append((_fraction(row, path, i, x), float(row[metric]), row.get(f"{metric}_std")))
+    citation = data.get("citation") or ", ".join(str(data[k]) for k in ("paper", "source") if data.get(k))
     rest = {k: v for k, v in data.items() if k not in ("name", "metric", "rows", "citation", "extractor")}
-    return Reference(str(data["name"]), metric, sorted(points, reverse=True), str(data.get("citation", "")),
-                     str(data.get("extractor", "")), rest)
+    return Reference(str(name), metric, sorted(points, reverse=True), str(citation), str(data.get("extractor", "")), rest)
 
 
 def add_reference(rows: list[dict[str, Any]], reference: Reference) -> list[dict[str, Any]]:
@@ -87,13 +96,13 @@ def add_reference(rows: list[dict[str, Any]], reference: Reference) -> list[dict
     for each reference point that no row of ours reaches, so the paper's whole curve is in the table."""
     column, used = reference.column, set()
     for row in rows:
-        hit = reference.at(row.get("remaining")) if row["kind"] == "train" and row["status"] == "completed" else None
+        hit = reference.at(row.get("remaining")) if row["kind"] == "train" and row.get("completed") else None
         row[column], row[f"{column} std"] = hit if hit else (None, None)
         if hit:
             used.add(next(r for r, v, s in reference.points if abs(r - row["remaining"]) <= TOLERANCE and v == hit[0]))
     for remaining, value, std in reference.points:
         if remaining not in used:
-            rows.append({"run": f"({reference.name} only)", "series": reference.name, "kind": "train", "status": "reference",
+            rows.append({"run": f"({reference.name} only)", "series": reference.name, "kind": "train", "status": "reference", "completed": False,
                          "seeds": 0, "runs": 0, "round": None, "pruned": remaining < 1.0, "remaining": remaining,
                          "remaining std": None, "extractor": reference.extractor, "samples": None, "paths": [],
                          column: value, f"{column} std": std})

@@ -92,7 +92,7 @@ def render_markdown(rows: list[dict[str, Any]], columns: list[tuple] = COLUMNS, 
     for kind, title in SECTIONS:
         mine = [r for r in rows if r["kind"] == kind]
         if mine:
-            extractors = sorted({str(r["extractor"]) for r in mine if r["status"] == "completed"})
+            extractors = sorted({str(r["extractor"]) for r in mine if r.get("completed")})
             parts.append(f"## {title}\n\n{markdown_table(mine, columns)}\n\n"
                          f"Scores in the feature space of: {', '.join(extractors) or '-'}.")
     samples = [f"- {r['run']}: {r['samples']}" for r in rows if r.get("samples")]

@@ -22,6 +22,14 @@ def kind_of(record: dict[str, Any]) -> str:
     return "eval" if task == "eval" or (task is None and "source" in record) else "train"
 
 
+def earlier_attempts(record: dict[str, Any]) -> int:
+    """How many attempts came before this one (the `attempts` list ends with the current attempt)."""
+    earlier = list(record.get("attempts") or [])
+    if earlier and earlier[-1].get("started") == record.get("started"):
+        earlier = earlier[:-1]
+    return len(earlier)
+
+
 def status_of(record: dict[str, Any]) -> str:
     """`completed`, or `failed: <first line of the error>`, `interrupted: <signal> after epoch <k>`.
     A record with an `error` is never completed (a failed export once left `completed` beside its error)."""
@@ -33,11 +41,9 @@ def status_of(record: dict[str, Any]) -> str:
         status += ": " + (error.splitlines()[0] if error else "no error recorded")
     elif status == "interrupted":
         status += f": {record.get('signal') or 'unknown signal'} after epoch {record.get('last_epoch', '?')}"
-    earlier = list(record.get("attempts") or [])
-    if earlier and earlier[-1].get("started") == record.get("started"):  # the list ends with this attempt
-        earlier = earlier[:-1]
+    earlier = earlier_attempts(record)
     if earlier:
-        status += f" ({len(earlier)} earlier attempt{'s' if len(earlier) > 1 else ''})"
+        status += f" ({earlier} earlier attempt{'s' if earlier > 1 else ''})"
     return status
 
 
@@ -85,7 +91,7 @@ def load_record(path: Path) -> dict[str, Any]:
     seeds = (raw.get("run") or {}).get("seeds") or ([] if seed is None else [seed])
     record.update(path=str(path.parent), kind=kind_of(raw), status=status_of(raw), seed_list=list(seeds),
                   overrides=parse_overrides((raw.get("run") or {}).get("overrides") or [], seed),
-                  config_id=config_identity(config, seed), completed=status_of(raw) == "completed",
+                  config_id=config_identity(config, seed), completed=status_of(raw).startswith("completed"), earlier_attempts=earlier_attempts(raw),
                   rounds=(raw.get("pruning") or {}).get("rounds") or [])
     record.pop("pruning.rounds", None)
     _derive(record)

@@ -47,7 +47,7 @@ def write_table(root: str | Path, out_dir: str | Path | None = None, reference: 
     write_csv(rows, out / "table.csv", columns)
     from prunegen.reporting.plot import plot_fid_vs_macs, plot_fid_vs_remaining
 
-    train = [r for r in rows if r["kind"] == "train" and r["status"] == "completed"]
+    train = [r for r in rows if r["kind"] == "train" and r.get("completed")]
     plot_fid_vs_macs(train, out / "fid_vs_macs.png")
     plot_fid_vs_remaining(train, out / "fid_vs_remaining.png", ref)
     return rows
