@@ -22,7 +22,7 @@ from prunegen.train import train
 BIN = Path(sys.executable).parent
 # four epochs, gradient-criterion rounds at the end of epochs 1, 2, 3
 GRADIENT_ROUNDS = ["pruning=unstructured", "pruning.criterion=gradient", "pruning.start_epoch=1", "pruning.end_epoch=3",
-                   "pruning.final_sparsity=0.6", "trainer.max_epochs=4", "metrics.every_n_epochs=2"]
+                   "pruning.final_sparsity=0.6", "trainer.max_epochs=4", "metrics.every_n_epochs=2", "logger=csv"]
 
 
 def _masks(model):
@@ -99,7 +99,7 @@ def test_group_without_target(make_cfg):
     with pytest.raises(ValueError, match=r"pruning: the config sets \['final_sparsity'\] but has no _target_.*pruning=none"):
         check_groups(cfg, {"pruning": "none"}, ["+pruning.final_sparsity=0.5"])
     # an experiment's keys in a group the user switched off: the group stays off
-    cfg = make_cfg("experiment=dense_digits", "metrics=none")
+    cfg = make_cfg("experiment=dense_digits", "metrics=none", tiny=False)
     assert cfg.metrics is not None
     check_groups(cfg, {"metrics": "none"}, ["experiment=dense_digits", "metrics=none"])
     assert cfg.metrics is None

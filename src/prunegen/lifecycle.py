@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from prunegen.reporting.record import write_json
+from prunegen.fileio import write_json
 
 RESUME_MODES = ("auto", "never")
 # Keys that cannot change a result: they may differ between the attempts of one run.
