@@ -57,25 +57,61 @@ def test_compress_pipeline_end_to_end(make_cfg, tmp_path, distill):
     assert not torch.equal(unmasked_copy(student).net[0].weight, teacher.net[0].weight)
 
 
-def test_teacher_is_not_trained(make_cfg):
+def _fit_compress(make_cfg, order, *extra, callbacks=()):
+    """A tiny compress fit (dense epoch 0, round + teacher at its end, distillation after) with the pruning and
+    distillation callbacks in `order`; returns (model, distillation callback, trainer)."""
     cfg = make_cfg("experiment=compress_digits", "trainer.max_epochs=2", "pruning.start_epoch=0", "pruning.end_epoch=0",
-                   "export=none")
-    cb = instantiate(cfg.distill)
-    snap = {}
-    original = cb._activate
-
-    def spy(trainer, pl_module):
-        original(trainer, pl_module)
-        snap.update({k: v.clone() for k, v in cb.teacher.state_dict().items()})
-
-    cb._activate = spy
+                   "export=none", *extra)
     L.seed_everything(0)
     model, dm = instantiate(cfg.model), instantiate(cfg.data)
-    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, limit_val_batches=0, callbacks=[cb, instantiate(cfg.pruning)])
+    named = {"distill": instantiate(cfg.distill), "pruning": instantiate(cfg.pruning)}
+    trainer = L.Trainer(max_epochs=cfg.trainer.max_epochs, limit_train_batches=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        callbacks=[*callbacks, *(named[k] for k in order)])
     trainer.fit(model, datamodule=dm)
+    return model, named["distill"], trainer
+
+
+class DenseProbe(L.Callback):
+    """Listed first: the generator at the end of the teacher's epoch, before any callback's epoch-end hook."""
+
+    def __init__(self) -> None:
+        self.dense = None
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self.dense is None:
+            self.dense = {k: v.clone() for k, v in unmasked_copy(pl_module.generator).state_dict().items()}
+
+
+def test_teacher_is_not_trained(make_cfg):
+    snap = {}
+    original = DistillationCallback.start_distillation
+
+    def spy(self, trainer, pl_module, first_epoch):
+        original(self, trainer, pl_module, first_epoch)
+        snap.update({k: v.clone() for k, v in self.teacher.state_dict().items()})
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DistillationCallback, "start_distillation", spy)
+        _, cb, trainer = _fit_compress(make_cfg, ("distill", "pruning"))
     assert snap and all(torch.equal(v, snap[k]) for k, v in cb.teacher.state_dict().items())
     assert not any(p is q for p in cb.teacher.parameters() for g in trainer.optimizers[0].param_groups for q in g["params"])
+
+
+def test_teacher_is_the_dense_model_whatever_the_callback_order(make_cfg):
+    """A pruning callback listed before the distillation callback: the teacher is still the dense generator
+    before the round, and the run is bit for bit the run with distillation listed first."""
+    runs = {}
+    for order in [("pruning", "distill"), ("distill", "pruning")]:
+        probe = DenseProbe()
+        model, cb, _ = _fit_compress(make_cfg, order, "model.ema_decay=0.0", callbacks=[probe])
+        teacher = cb.teacher.state_dict()
+        assert probe.dense.keys() == teacher.keys()
+        assert all(torch.equal(teacher[k], v) for k, v in probe.dense.items()), order
+        assert cb.record(None, model)["distill"]["started_epoch"] == 1
+        runs[order] = model.generator.state_dict()
+    a, b = runs.values()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_teacher_defaults_to_the_init_checkpoint(make_cfg, tmp_path):
@@ -86,8 +122,10 @@ def test_teacher_defaults_to_the_init_checkpoint(make_cfg, tmp_path):
     dense_cfg = make_cfg("experiment=dense_digits", "trainer.max_epochs=1", "export=none")
     dense_cfg.paths.output_dir = str(tmp_path / "dense")
     train(dense_cfg)
-    (tmp_path / "dense" / ".hydra").mkdir()
-    (tmp_path / "dense" / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(dense_cfg))
+    config = tmp_path / "dense" / ".hydra" / "config.yaml"  # the run folder's identity (written by train)
+    if not config.is_file():
+        config.parent.mkdir(exist_ok=True)
+        config.write_text(OmegaConf.to_yaml(dense_cfg))
     ckpt = tmp_path / "dense" / "checkpoints" / "last.ckpt"
 
     cfg = make_cfg("experiment=compress_digits", f"init_ckpt={ckpt}", "pruning.start_epoch=0", "pruning.end_epoch=0",
@@ -117,16 +155,16 @@ def test_ema_gan_distills_exports_and_scores_the_average(make_cfg):
     cfg = make_cfg("experiment=compress_digits", "model.ema_decay=0.9", "trainer.max_epochs=3", "pruning.start_epoch=0",
                    "pruning.end_epoch=0", "export.repeats=2", "export.batch_size=16")
     at_round = {}
-    original = DistillationCallback.on_train_epoch_end
+    original = DistillationCallback.start_distillation
 
-    def spy(self, trainer, pl_module):
+    def spy(self, trainer, pl_module, first_epoch):
         if self.teacher is None:
             at_round.update({k: v.clone() for k, v in pl_module.ema.state_dict().items()})
             at_round["raw"] = pl_module.generator.net[0].weight.clone()
-        original(self, trainer, pl_module)
+        original(self, trainer, pl_module, first_epoch)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(DistillationCallback, "on_train_epoch_end", spy)
+        mp.setattr(DistillationCallback, "start_distillation", spy)
         record, objects = train(cfg)
     cb = objects["distill"]
     model = objects["model"]
@@ -159,14 +197,14 @@ def test_vae_decoder_is_distilled_pruned_and_exported(make_cfg):
     cfg = make_cfg(*VAE_TINY, "model=vae", "pruning=structured", "distill=output", "pruning.start_epoch=0",
                    "pruning.end_epoch=0", "trainer.max_epochs=3", *export, tiny=False)
     encoder_after_round = {}
-    original = DistillationCallback._activate
+    original = DistillationCallback.start_distillation
 
-    def spy(self, trainer, pl_module):
-        original(self, trainer, pl_module)
+    def spy(self, trainer, pl_module, first_epoch):
+        original(self, trainer, pl_module, first_epoch)
         encoder_after_round.update({k: v.clone() for k, v in pl_module.encoder.state_dict().items()})
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(DistillationCallback, "_activate", spy)
+        mp.setattr(DistillationCallback, "start_distillation", spy)
         record, objects = train(cfg)
     model, teacher = objects["model"], objects["distill"].teacher
     assert encoder_after_round and all(torch.equal(v, encoder_after_round[k]) for k, v in model.encoder.state_dict().items())
@@ -195,21 +233,46 @@ def test_frozen_student_batchnorm_trains_on_the_deployed_function(make_cfg):
 
 
 def test_cosine_schedule_decays_the_student_lr_from_the_first_distilled_epoch():
-    from types import SimpleNamespace
+    """The student's lr plan is the model's Lightning scheduler: restarted when distillation starts (epoch 10 of
+    20, 5 steps an epoch: 50 steps to 0), it survives a checkpoint (its origin included)."""
+    from prunegen.models.objective import GeneratorLR
 
-    cb = DistillationCallback(g_lr=1e-3, lr_schedule="cosine")
-    cb._start = 10
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    trainer = SimpleNamespace(current_epoch=10, num_training_batches=5, max_epochs=20, optimizers=[opt])
-    module = SimpleNamespace(distiller=object())
-    lrs = []
-    for epoch, batch in [(10, 0), (15, 0), (19, 4)]:
-        trainer.current_epoch = epoch
-        cb.on_train_batch_start(trainer, module, None, batch)
-        lrs.append(opt.param_groups[0]["lr"])
-    assert lrs[0] == pytest.approx(1e-3) and lrs[1] == pytest.approx(5e-4) and 0 < lrs[2] < 1e-5
-    resumed = DistillationCallback(g_lr=1e-3, lr_schedule="cosine")
-    resumed.load_state_dict(cb.state_dict())  # the schedule's origin travels in the checkpoint
-    assert resumed._start == 10
+    plan = GeneratorLR(opt)
+    for _ in range(10 * 5):  # the dense epochs: the optimizer's lr is kept
+        opt.step()
+        plan.step()
+    assert opt.param_groups[0]["lr"] == 1.0
+    plan.restart(1e-3, decay_steps=10 * 5)
+    lrs = {0: opt.param_groups[0]["lr"]}
+    for k in range(1, 50):
+        opt.step()
+        plan.step()
+        lrs[k] = opt.param_groups[0]["lr"]
+        if k == 25:
+            resumed = GeneratorLR(torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0))
+            resumed.load_state_dict(plan.state_dict())  # the schedule's origin travels in the checkpoint
+    assert lrs[0] == pytest.approx(1e-3) and lrs[25] == pytest.approx(5e-4) and 0 < lrs[49] < 1e-5
+    resumed.step()
+    assert resumed.get_last_lr()[0] == pytest.approx(lrs[26])
     with pytest.raises(ValueError, match="lr_schedule"):
         DistillationCallback(lr_schedule="step")
+
+
+class LRProbe(L.Callback):
+    def __init__(self) -> None:
+        self.lrs = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_cosine_distillation_runs_its_plan_through_the_trainer(make_cfg):
+    """Distillation from epoch 1 of 3 (2 batches an epoch): the student's lr is g_lr, then cosine over 4 steps."""
+    import math
+
+    probe = LRProbe()
+    _fit_compress(make_cfg, ("distill", "pruning"), "trainer.max_epochs=3", "distill.lr_schedule=cosine", callbacks=[probe])
+    expected = [0.5 * 1e-3 * (1 + math.cos(math.pi * k / 4)) for k in range(4)]
+    assert probe.lrs[:2] == [5e-4, 5e-4]  # the dense epoch at the recipe's lr
+    assert probe.lrs[2:] == pytest.approx(expected, rel=1e-12)

@@ -1,18 +1,27 @@
-"""Distillation from the dense generator while a pruned one is fine-tuned (one concern, one place).
+"""Distillation from the dense generator while a pruned one is fine-tuned: a loss term and a callback.
 
-The student is a GAN's generator (`Distiller.gan_step`, manual optimization) or a VAE's decoder
-(`Distiller.vae_step`, latents from the prior); a GAN with an EMA is distilled from, restarted from and
-exported with its EMA weights (the ones it is scored with).
+The model keeps its training step. `DistillationCallback` adds a `Distiller` (a `GeneratorLossTerm`,
+see `prunegen.models.objective`) to the model's generator loss and sets what else the student is
+trained against: the base loss weight (a GAN's adversarial term, `adversarial_weight`; a VAE's ELBO:
+off, so its encoder stays as it was and the decoder learns on latents from the prior) and, for a GAN,
+the discriminator policy `d_policy`. The student gets, on shared latents, an output loss, a
+feature-matching loss at every activation (masked widths equal the teacher's, so no adapters) and,
+with a discriminator, optionally a discriminator-feature loss. Logged under `distill/`.
 
 The teacher is a frozen copy of the dense generator: loaded from `teacher_ckpt`, or snapshotted from
-the model itself at the end of `snapshot_epoch` (the first pruning round; this callback runs before
-the pruning callback). The student gets, on shared latents: an output loss, a feature-matching loss
-at every activation (masked widths equal the teacher's, so no adapters), and optionally the
-adversarial loss and a discriminator-feature loss. `d_policy` says what the discriminator does.
+the model after the last training batch of `snapshot_epoch` (the first pruning round). That hook runs
+before every callback's `on_train_epoch_end` (and validation), so the teacher is the dense model
+whatever the order of the callbacks. A GAN with an EMA is distilled from, restarted from and
+exported with its EMA weights (the ones it is scored with).
+
+When distillation starts, the student's Adam moments are dropped (measured: the moments of
+adversarial training stalled the L1 at ~0.54 for 15 epochs) and its lr becomes `g_lr`, constant or
+cosine to 0 at `trainer.max_epochs` — through the model's public `reset_generator_optimizer`, whose
+plan is a Lightning lr scheduler (so a resumed run continues it).
 """
 
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import lightning as L
@@ -22,11 +31,13 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from prunegen.models.ema import deploy_weights
+from prunegen.models.objective import GeneratorLossTerm
 from prunegen.pruning.masks import unmasked_copy
 
 D_POLICIES = ("none", "train", "freeze", "reset")
 STUDENT_BN = ("train", "frozen")
 LR_SCHEDULES = ("constant", "cosine")
+OUTPUT_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.SiLU, nn.GELU)
 
 
@@ -41,92 +52,83 @@ def capture(module: nn.Module, features: list[torch.Tensor]):
             h.remove()
 
 
-class Distiller:
-    """Losses and the fine-tuning step of a student generator against a frozen teacher."""
+@contextmanager
+def running_batchnorm(module: nn.Module, on: bool):
+    """With `on`, BatchNorm layers normalise with their running statistics (as deployed) during the block."""
+    layers = [m for m in module.modules() if on and isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in layers:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.train()
 
-    def __init__(
-        self,
-        teacher: nn.Module,
-        output_weight: float = 1.0,
-        output_loss: str = "l1",
-        feature_weight: float = 0.0,
-        adversarial_weight: float = 0.0,
-        d_feature_weight: float = 0.0,
-        d_policy: str = "none",
-        student_bn: str = "train",
-    ) -> None:
-        self.teacher = teacher.eval().requires_grad_(False)
-        self.student_bn = student_bn
+
+def frozen(module: nn.Module) -> nn.Module:
+    return module.eval().requires_grad_(False)
+
+
+def feature_mse(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    return sum(F.mse_loss(s, t) for s, t in zip(student, teacher)) / max(1, len(teacher))
+
+
+class Distiller(GeneratorLossTerm):
+    """The distillation term: output loss (+ feature matching) of the student against a frozen teacher."""
+
+    def __init__(self, teacher: nn.Module, output_weight: float = 1.0, output_loss: str = "l1",
+                 feature_weight: float = 0.0, student_bn: str = "train") -> None:
+        super().__init__("distill")
+        self.teacher = frozen(teacher)
         self.output_weight, self.feature_weight = output_weight, feature_weight
-        self.adversarial_weight, self.d_feature_weight = adversarial_weight, d_feature_weight
-        self.output_fn = {"l1": F.l1_loss, "mse": F.mse_loss}[output_loss]
-        self.d_policy = d_policy
+        self.output_fn, self.student_bn = OUTPUT_LOSSES[output_loss], student_bn
+        self._student_features: list[torch.Tensor] = []
 
-    def loss(self, student: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """(distillation loss, student output, logs) on shared latents."""
-        with torch.no_grad(), capture(self.teacher, []) as t_feats:
-            t_out = self.teacher(z, labels)
-        if self.student_bn == "frozen":  # normalise with the running statistics, as the deployed student will
-            for m in student.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        with capture(student, []) as s_feats:
-            s_out = student(z, labels)
-        logs = {"distill/output": self.output_fn(s_out, t_out)}
+    @contextmanager
+    def watch(self, generator: nn.Module):
+        self._student_features = []
+        with running_batchnorm(generator, self.student_bn == "frozen"):
+            with capture(generator, self._student_features) if self.feature_weight else nullcontext():
+                yield
+
+    def __call__(self, z: torch.Tensor, labels: torch.Tensor | None, fake: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        with torch.no_grad(), capture(self.teacher, []) if self.feature_weight else nullcontext([]) as t_feats:
+            target = self.teacher(z, labels)
+        logs = {"distill/output": self.output_fn(fake, target)}
         loss = self.output_weight * logs["distill/output"]
         if self.feature_weight:
-            logs["distill/features"] = sum(F.mse_loss(s, t) for s, t in zip(s_feats, t_feats)) / max(1, len(t_feats))
+            logs["distill/features"] = feature_mse(self._student_features, t_feats)
             loss = loss + self.feature_weight * logs["distill/features"]
-        return loss, s_out, logs
+        self._student_features = []
+        logs["distill/loss"] = loss
+        return loss, logs
 
-    def d_feature_loss(self, discriminator: nn.Module, fake: torch.Tensor, target: torch.Tensor, labels) -> torch.Tensor:
-        """Perceptual loss in the discriminator's activations, student output vs teacher output."""
-        with torch.no_grad(), capture(discriminator, []) as t_feats:
-            discriminator(target, labels)
-        with capture(discriminator, []) as s_feats:
-            discriminator(fake, labels)
-        return sum(F.mse_loss(s, t) for s, t in zip(s_feats, t_feats)) / max(1, len(t_feats))
+    def loss(self, student: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """(distillation loss, student output, logs) of `student` on (z, labels), outside a training step."""
+        with self.watch(student):
+            out = student(z, labels)
+        loss, logs = self(z, labels, out)
+        return loss, out, logs
 
-    def vae_step(self, module: L.LightningModule, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The loss of one fine-tuning step of a VAE's decoder (automatic optimization), on latents from the
-        prior (those the decoder is sampled with); the encoder gets no gradient and stays as it was."""
-        z = torch.randn(x.shape[0], module.latent_dim, device=module.device)
-        loss, _, logs = self.loss(module.generator, z, labels)
-        for key, value in logs.items():
-            module.log(key, value.detach())
-        module.log("train/distill", loss.detach(), prog_bar=True)
-        return loss
 
-    def gan_step(self, module: L.LightningModule, x: torch.Tensor, labels: torch.Tensor | None) -> None:
-        """One fine-tuning step of a GAN's generator (manual optimization), D per `d_policy`."""
-        opt_g, opt_d = module.optimizers()
-        z = torch.randn(x.shape[0], module.latent_dim, device=module.device)
-        loss, fake, logs = self.loss(module.generator, z, labels)
-        if self.d_policy in ("train", "reset"):
-            d_loss = module._d_step(x, fake.detach(), labels)
-            opt_d.zero_grad(set_to_none=True)
-            module.manual_backward(d_loss)
-            opt_d.step()
-            logs["train/d_loss"] = d_loss
-        if self.d_policy != "none" and self.adversarial_weight:
-            logs["distill/adversarial"] = module.g_loss_fn(module._d(fake, labels))
-            loss = loss + self.adversarial_weight * logs["distill/adversarial"]
-        if self.d_policy != "none" and self.d_feature_weight:
-            with torch.no_grad():
-                target = self.teacher(z, labels)
-            logs["distill/d_features"] = self.d_feature_loss(module.discriminator, fake, target, labels)
-            loss = loss + self.d_feature_weight * logs["distill/d_features"]
-        opt_g.zero_grad(set_to_none=True)
-        module.manual_backward(loss)
-        opt_g.step()
-        module._update_ema()  # an EMA, when kept, now averages the student (it is what is scored)
-        logs["train/g_loss"] = loss
-        for key, value in logs.items():  # train/* as the GAN step logs them (Lightning wants the same arguments)
-            module.log(key, value.detach(), prog_bar=key.startswith("train/"))
+class DiscriminatorFeatures(GeneratorLossTerm):
+    """Perceptual loss in the discriminator's activations, student output vs teacher output."""
+
+    def __init__(self, teacher: nn.Module, discriminator: nn.Module, weight: float) -> None:
+        super().__init__("distill_d_features", weight=weight)
+        self.teacher, self.discriminator = frozen(teacher), discriminator
+
+    def __call__(self, z: torch.Tensor, labels: torch.Tensor | None, fake: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        with torch.no_grad(), capture(self.discriminator, []) as t_feats:
+            self.discriminator(self.teacher(z, labels), labels)
+        with capture(self.discriminator, []) as s_feats:
+            self.discriminator(fake, labels)
+        loss = feature_mse(s_feats, t_feats)
+        return loss, {"distill/d_features": loss}
 
 
 class DistillationCallback(Callback):
-    """Attaches a `Distiller` to the model (as `pl_module.distiller`) from the teacher's creation on."""
+    """Adds the distillation terms to the model's generator loss from the teacher's creation on."""
 
     def __init__(
         self,
@@ -143,93 +145,112 @@ class DistillationCallback(Callback):
         student_bn: str = "train",
         lr_schedule: str = "constant",
     ) -> None:
-        if d_policy not in D_POLICIES:
-            raise ValueError(f"distill.d_policy must be one of {D_POLICIES}, got {d_policy!r}")
-        if output_loss not in ("l1", "mse"):
-            raise ValueError(f"distill.output_loss must be one of ('l1', 'mse'), got {output_loss!r}")
-        if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"distill.lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-        if student_bn not in STUDENT_BN:
-            raise ValueError(f"distill.student_bn must be one of {STUDENT_BN}, got {student_bn!r}")
+        for key, value, allowed in [("d_policy", d_policy, D_POLICIES), ("output_loss", output_loss, tuple(OUTPUT_LOSSES)),
+                                    ("lr_schedule", lr_schedule, LR_SCHEDULES), ("student_bn", student_bn, STUDENT_BN)]:
+            if value not in allowed:
+                raise ValueError(f"distill.{key} must be one of {allowed}, got {value!r}")
         if d_policy == "none" and (adversarial_weight or d_feature_weight):
             raise ValueError("distill.adversarial_weight / d_feature_weight need a discriminator: set distill.d_policy")
         self.teacher_ckpt, self.snapshot_epoch, self.d_lr_ratio, self.g_lr = teacher_ckpt, snapshot_epoch, d_lr_ratio, g_lr
-        self.lr_schedule = lr_schedule
-        self._start = 0  # the first epoch of distillation (for the cosine schedule)
-        self.weights = dict(output_weight=output_weight, output_loss=output_loss, feature_weight=feature_weight,
-                            adversarial_weight=adversarial_weight, d_feature_weight=d_feature_weight, d_policy=d_policy,
-                            student_bn=student_bn)
+        self.lr_schedule, self.d_policy = lr_schedule, d_policy
+        self.adversarial_weight, self.d_feature_weight = adversarial_weight, d_feature_weight
+        self.term_settings = dict(output_weight=output_weight, output_loss=output_loss, feature_weight=feature_weight,
+                                  student_bn=student_bn)
         self.teacher: nn.Module | None = None
+        self.started_epoch: int | None = None  # the first epoch whose steps are distilled
         self._pending: dict[str, torch.Tensor] | None = None
-        self._d_state: dict[str, torch.Tensor] | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.lr_schedule == "cosine" and not (trainer.max_epochs or 0) > 0:
             raise ValueError("distill.lr_schedule=cosine decays the student's lr to 0 at trainer.max_epochs: set it")
-        if self.weights["d_policy"] != "none" and not hasattr(pl_module, "discriminator"):
-            raise ValueError(f"distill.d_policy={self.weights['d_policy']!r} needs a discriminator, and model "
+        if self.d_policy != "none" and not hasattr(pl_module, "discriminator"):
+            raise ValueError(f"distill.d_policy={self.d_policy!r} needs a discriminator, and model "
                              f"{getattr(pl_module, 'name', '?')!r} has none: use distill.d_policy=none (distill=output)")
         if self.teacher_ckpt and self.teacher is None:
             from prunegen.checkpoint import load_model
 
             dense = load_model(self.teacher_ckpt)[0]
             deploy_weights(dense)
-            self.teacher = unmasked_copy(dense.generator)
+            self.teacher = frozen(unmasked_copy(dense.generator))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._pending is not None:  # resumed: rebuild the teacher; optimizers were restored as they were
-            self.teacher = unmasked_copy(pl_module.generator)
-            self.teacher.load_state_dict(self._pending)
-            self._pending = None
-            pl_module.distiller = Distiller(self.teacher.to(pl_module.device), **self.weights)
+        if self._pending is not None:  # resumed: the optimizers and the lr plan were restored as they were
+            self.restore_teacher(pl_module)
+            self._attach(pl_module)
         elif self.teacher is not None:
-            self._start = trainer.current_epoch
-            self._activate(trainer, pl_module)
+            self.start_distillation(trainer, pl_module, first_epoch=trainer.current_epoch)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._due(trainer) and batch_idx + 1 >= trainer.num_training_batches:
+            self.start_distillation(trainer, pl_module, first_epoch=trainer.current_epoch + 1)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.teacher is None and trainer.current_epoch == self.snapshot_epoch:
-            self._start = trainer.current_epoch + 1
-            self._activate(trainer, pl_module)  # snapshots the teacher, before the pruning callback's round
+        if self._due(trainer):  # an epoch of unknown length: no batch was known to be the last one
+            self.start_distillation(trainer, pl_module, first_epoch=trainer.current_epoch + 1)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
-        if self.lr_schedule == "cosine" and pl_module.distiller is not None and self.g_lr is not None:
-            per_epoch = trainer.num_training_batches
-            done = (trainer.current_epoch - self._start) * per_epoch + batch_idx
-            span = max(1, trainer.max_epochs - self._start) * per_epoch
-            for group in trainer.optimizers[0].param_groups:
-                group["lr"] = 0.5 * self.g_lr * (1 + math.cos(math.pi * min(1.0, done / span)))
+    def _due(self, trainer: L.Trainer) -> bool:
+        return self.teacher is None and trainer.current_epoch == self.snapshot_epoch
 
-    def _activate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def start_distillation(self, trainer: L.Trainer, pl_module: L.LightningModule, first_epoch: int) -> None:
+        """Snapshot the teacher (unless loaded), add the terms, and restart the student's optimizer."""
         deploy_weights(pl_module)  # the student starts from (and a snapshot takes) the weights scored as dense
         if self.teacher is None:
-            self.teacher = unmasked_copy(pl_module.generator)
+            self.teacher = frozen(unmasked_copy(pl_module.generator))
+        self.started_epoch = first_epoch
+        self._attach(pl_module)
+        decay_steps = None
+        if self.lr_schedule == "cosine":
+            if not math.isfinite(trainer.num_training_batches):
+                raise ValueError("distill.lr_schedule=cosine needs a known number of batches per epoch (a sized dataset)")
+            decay_steps = max(1, trainer.max_epochs - first_epoch) * int(trainer.num_training_batches)
+        pl_module.reset_generator_optimizer(self.g_lr, decay_steps)
+        if hasattr(pl_module, "discriminator"):
+            pl_module.reset_discriminator_optimizer(self.d_lr_ratio, clear_moments=self.d_policy == "reset")
+
+    def _attach(self, pl_module: L.LightningModule) -> None:
+        """The terms and what else the student is trained against (settings only: safe to repeat on resume)."""
         self.teacher.to(pl_module.device)
-        pl_module.distiller = Distiller(self.teacher, **self.weights)
-        # A new objective: Adam's moments from adversarial training (measured: they stalled the L1 at
-        # ~0.54 for 15 epochs) are dropped, and the student gets its own learning rate.
-        opt_g = trainer.optimizers[0]
-        opt_g.state.clear()
-        if self.g_lr is not None:
-            for group in opt_g.param_groups:
-                group["lr"] = self.g_lr
-        if len(trainer.optimizers) > 1:
-            opt_d = trainer.optimizers[1]
-            if self.weights["d_policy"] == "reset":
-                if self._d_state is None:
-                    self._d_state = {k: v.clone() for k, v in pl_module.discriminator.state_dict().items()}
-                pl_module.discriminator.load_state_dict(self._d_state)
-                opt_d.state.clear()
-            for group in opt_d.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-                group["lr"] = group["initial_lr"] * self.d_lr_ratio
+        self._detach(pl_module)
+        pl_module.add_generator_loss(Distiller(self.teacher, **self.term_settings))
+        if self.d_feature_weight:
+            pl_module.add_generator_loss(DiscriminatorFeatures(self.teacher, pl_module.discriminator, self.d_feature_weight))
+        pl_module.set_base_loss_weight(self.adversarial_weight)  # a VAE's ELBO is off: its encoder stays as it was
+        if hasattr(pl_module, "discriminator"):
+            policy = {"reset": "train"}.get(self.d_policy, self.d_policy)
+            pl_module.set_discriminator_policy(policy, n_critic=1)  # the student is stepped every batch
+
+    def _detach(self, pl_module: L.LightningModule) -> None:
+        for name in ("distill", "distill_d_features"):
+            pl_module.remove_generator_loss(name)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.distiller = None
+        if self.teacher is not None:  # the model's own objective again
+            self._detach(pl_module)
+            pl_module.set_base_loss_weight(1.0)
+            if hasattr(pl_module, "discriminator"):
+                pl_module.set_discriminator_policy("train")
+
+    def restore_teacher(self, pl_module: L.LightningModule) -> nn.Module | None:
+        """Rebuild the teacher a checkpoint carried (after `load_state_dict`) in the shape of the model's generator."""
+        if self._pending is not None:
+            self.teacher = unmasked_copy(pl_module.generator)
+            self.teacher.load_state_dict(self._pending)
+            self.teacher = frozen(self.teacher).to(pl_module.device)
+            self._pending = None
+        return self.teacher
+
+    def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """This run's part of metrics.json: the recipe and where the teacher came from."""
+        self.restore_teacher(pl_module)
+        source = f"checkpoint {self.teacher_ckpt}" if self.teacher_ckpt else f"snapshot after epoch {self.snapshot_epoch}"
+        return {"distill": {"teacher": source if self.teacher is not None else None, "started_epoch": self.started_epoch,
+                            **self.term_settings, "adversarial_weight": self.adversarial_weight,
+                            "d_feature_weight": self.d_feature_weight, "d_policy": self.d_policy,
+                            "d_lr_ratio": self.d_lr_ratio, "g_lr": self.g_lr, "lr_schedule": self.lr_schedule}}
 
     def state_dict(self) -> dict[str, Any]:
         teacher = self.teacher.state_dict() if self.teacher is not None else None
-        return {"teacher": teacher, "d_state": self._d_state, "start": self._start}
+        return {"teacher": teacher, "start": self.started_epoch}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending, self._d_state = state_dict["teacher"], state_dict.get("d_state")
-        self._start = state_dict.get("start", 0)
+        self._pending, self.started_epoch = state_dict["teacher"], state_dict.get("start")

@@ -3,6 +3,13 @@
 Losses (`loss`), spectral norm and projection (in the discriminator's config), conditional
 generation (`num_classes` of the networks), DiffAugment (`diffaugment`) and an EMA of the
 generator (`ema_decay`) are all chosen in `configs/model/*.yaml`.
+
+What G is trained with can change during a run through public methods (`prunegen.models.objective`):
+`add_generator_loss` (a distillation term, say), `set_base_loss_weight` (the adversarial term's weight),
+`set_discriminator_policy` (train | freeze | none), `reset_generator_optimizer` (fresh Adam moments, a new
+lr, constant or cosine) and `reset_discriminator_optimizer`. Logged: `train/d_loss`, `train/g_loss` (the
+adversarial G loss, when it is used) and `train/g_total` (all that G minimises: the weighted adversarial
+loss plus the added terms; equal to `train/g_loss` in plain GAN training).
 """
 
 from collections.abc import Callable
@@ -15,9 +22,12 @@ from typing_extensions import override
 
 from prunegen.models.augment import diff_augment, parse_policy
 from prunegen.models.ema import apply_masks, load_ema_into, make_ema, update_ema
-from prunegen.models.losses import LOSSES, gradient_penalty
+from prunegen.models.losses import LOSSES
+from prunegen.models.objective import GeneratorLR, GeneratorObjective
 from prunegen.models.sampler import sample_generator
 from prunegen.pruning.masks import ordered_parameters, restore_masks
+
+D_POLICIES = ("train", "freeze", "none")
 
 
 def check_labels_match(model: Any, datamodule: Any) -> None:
@@ -30,7 +40,7 @@ def check_labels_match(model: Any, datamodule: Any) -> None:
         )
 
 
-class GAN(L.LightningModule):
+class GAN(GeneratorObjective, L.LightningModule):
     """G and D trained alternately; `sample` draws from G (or from its EMA when `ema_decay` is set).
 
     EMA and pruning: masks go on `generator` only; `ema` averages the masked weights and carries the
@@ -70,12 +80,14 @@ class GAN(L.LightningModule):
         self.automatic_optimization = False
         self.generator, self.discriminator = generator, discriminator
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
-        self.d_loss_fn, self.g_loss_fn = LOSSES[loss]
+        self.gan_loss = LOSSES[loss]
+        self.d_loss_fn, self.g_loss_fn = self.gan_loss.d, self.gan_loss.g
         self.augment = parse_policy(diffaugment)
         if ema_decay > 0:  # only registered when on: `ema` is then a top-level module beside `generator`
             self.ema = make_ema(generator)
         self.name = name
-        self.distiller = None  # set by prunegen.distill.DistillationCallback while a pruned G is fine-tuned
+        self._init_objective()  # base loss = the adversarial G loss; terms added e.g. by distillation
+        self.d_policy, self.n_critic = "train", n_critic
 
     @property
     def latent_dim(self) -> int:
@@ -109,52 +121,90 @@ class GAN(L.LightningModule):
             # generator's gradients (which see only z and the synced D) would be identical on every rank.
             torch.manual_seed(torch.initial_seed() + self.global_rank)
 
+    def set_discriminator_policy(self, policy: str = "train", n_critic: int | None = None) -> None:
+        """What the generator is trained against from now on. train: D trains every batch and G every
+        `n_critic`-th (None: `model.n_critic`); freeze: D judges G's samples but no longer trains; none:
+        no D at all (the adversarial term is off whatever `base_loss_weight` says)."""
+        if policy not in D_POLICIES:
+            raise ValueError(f"discriminator policy must be one of {D_POLICIES}, got {policy!r}")
+        if n_critic is not None and n_critic < 1:
+            raise ValueError(f"n_critic must be >= 1, got {n_critic}")
+        self.d_policy, self.n_critic = policy, n_critic or self.hparams.n_critic
+
+    def reset_discriminator_optimizer(self, lr_ratio: float = 1.0, clear_moments: bool = False) -> None:
+        """D's learning rate becomes `lr_ratio` times its configured one; `clear_moments` drops its Adam state."""
+        opt_d = self.optimizers(use_pl_optimizer=False)[1]
+        if clear_moments:
+            opt_d.state.clear()
+        for group in opt_d.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * lr_ratio
+
+    def _generator_optimization(self) -> tuple[torch.optim.Optimizer, GeneratorLR]:
+        return self.optimizers(use_pl_optimizer=False)[0], self.lr_schedulers()
+
     def _d(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """D's logits, after DiffAugment when it is on (the same policy for real and fake)."""
         return self.discriminator(diff_augment(x, self.augment) if self.augment else x, labels)
 
-    def _d_step(self, x: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        d_loss = self.d_loss_fn(self._d(x, labels), self._d(fake, labels))
-        if self.hparams.loss == "wgan_gp":
+    def _d_loss(self, x: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        d_loss = self.gan_loss.d(self._d(x, labels), self._d(fake, labels))
+        if self.gan_loss.penalty is not None:
             critic = lambda images: self._d(images, labels)  # noqa: E731
-            d_loss = d_loss + self.hparams.gp_weight * gradient_penalty(critic, x, fake)
+            d_loss = d_loss + self.hparams.gp_weight * self.gan_loss.penalty(critic, x, fake)
         return d_loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        opt_g, opt_d = self.optimizers()
         labels = y if self.num_classes else None
-        if self.distiller is not None:
-            return self.distiller.gan_step(self, x, labels)
         z = torch.randn(x.shape[0], self.latent_dim, device=self.device)
+        if self.d_policy == "train":
+            self._discriminator_step(x, self.generator(z, labels).detach(), labels)
+        if self.d_policy != "train" or batch_idx % self.n_critic == 0:
+            self._generator_step(z, labels)
 
-        d_loss = self._d_step(x, self.generator(z, labels).detach(), labels)
+    def _discriminator_step(self, x: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> None:
+        opt_d = self.optimizers()[1]
+        d_loss = self._d_loss(x, fake, labels)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
         self.log("train/d_loss", d_loss, prog_bar=True)
 
-        if batch_idx % self.hparams.n_critic == 0:
-            g_loss = self.g_loss_fn(self._d(self.generator(z, labels), labels))
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
-            self.log("train/g_loss", g_loss, prog_bar=True)
-            self._update_ema()
+    def _generator_step(self, z: torch.Tensor, labels: torch.Tensor | None) -> None:
+        """G minimises `base_loss_weight` * the adversarial loss (`train/g_loss`) plus the added terms
+        (`train/g_total` is that sum); then the EMA, when kept, follows G."""
+        fake = self._generate(z, labels)
+        logs: dict[str, torch.Tensor] = {}
+        total = None
+        if self.base_loss_weight and self.d_policy != "none":
+            logs["train/g_loss"] = g_loss = self.g_loss_fn(self._d(fake, labels))
+            total = g_loss if self.base_loss_weight == 1 else self.base_loss_weight * g_loss
+        total = self._add_terms(total, z, labels, fake, logs)
+        if total is None:
+            raise RuntimeError("the generator has nothing to minimise: discriminator policy 'none' and no added loss term")
+        opt_g = self.optimizers()[0]
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        opt_g.step()
+        self.lr_schedulers().step()
+        self._update_ema()  # after a generator step: an EMA, when kept, follows G (a distilled student too)
+        logs["train/g_total"] = total
+        for key, value in logs.items():
+            self.log(key, value.detach(), prog_bar=key == "train/g_loss")
 
     def _update_ema(self) -> None:
-        """After a generator step: move the EMA (when there is one) towards the generator's weights."""
         if self.hparams.ema_decay <= 0:
             return
         step = self.global_step
         decay = min(self.hparams.ema_decay, (1 + step) / (10 + step))  # warm-up: early average follows G
         update_ema(self.ema, self.generator, decay)
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [
-            self.optimizer_g(list(ordered_parameters(self.generator))),
-            self.optimizer_d(list(ordered_parameters(self.discriminator))),
-        ]
+    def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[GeneratorLR]]:
+        """[G's optimizer, D's], and G's lr plan (stepped after every G step; see `GeneratorLR`)."""
+        opt_g = self.optimizer_g(list(ordered_parameters(self.generator)))
+        opt_d = self.optimizer_d(list(ordered_parameters(self.discriminator)))
+        return [opt_g, opt_d], [GeneratorLR(opt_g)]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Runs before the strict state-dict load: re-create the masks a pruned checkpoint holds.

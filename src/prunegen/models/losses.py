@@ -1,7 +1,15 @@
-"""GAN losses as pure functions of discriminator logits (Goodfellow 2014, Mao 2017, Lim 2017, Gulrajani 2017)."""
+"""GAN losses as pure functions of discriminator logits (Goodfellow 2014, Mao 2017, Lim 2017, Gulrajani 2017),
+and the registry `LOSSES` that `model.loss` names. A new loss is a `GANLoss` entry here: its D and G losses
+and, optionally, a discriminator regulariser (weighted by `model.gp_weight`), e.g. R1 (Mescheder 2018).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
 def d_nonsat(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -40,10 +48,28 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Te
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-# (discriminator loss, generator loss) per config name; hinge GANs train G like WGAN.
+def r1_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """R1: 0.5 * E[||grad critic(x)||^2] on real images only (so `gp_weight` is the paper's gamma)."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(real).sum(), real, create_graph=True)
+    return 0.5 * grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    """D loss from (real logits, fake logits), G loss from fake logits, and an optional D regulariser
+    `penalty(critic, real, fake)` added to the D loss times `model.gp_weight`."""
+
+    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    g: Callable[[torch.Tensor], torch.Tensor]
+    penalty: Callable[[Critic, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+
+# per `model.loss` name; hinge GANs train G like WGAN.
 LOSSES = {
-    "nonsat": (d_nonsat, g_nonsat),
-    "lsgan": (d_lsgan, g_lsgan),
-    "hinge": (d_hinge, g_wgan),
-    "wgan_gp": (d_wgan, g_wgan),
+    "nonsat": GANLoss(d_nonsat, g_nonsat),
+    "nonsat_r1": GANLoss(d_nonsat, g_nonsat, r1_penalty),
+    "lsgan": GANLoss(d_lsgan, g_lsgan),
+    "hinge": GANLoss(d_hinge, g_wgan),
+    "wgan_gp": GANLoss(d_wgan, g_wgan, gradient_penalty),
 }

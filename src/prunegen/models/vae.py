@@ -10,6 +10,7 @@ from torch import nn
 from typing_extensions import override
 
 from prunegen.models.gan import check_labels_match
+from prunegen.models.objective import GeneratorLR, GeneratorObjective
 from prunegen.models.sampler import sample_generator
 from prunegen.pruning.masks import ordered_parameters, restore_masks
 
@@ -34,11 +35,14 @@ def reconstruction_nll(x: torch.Tensor, logits: torch.Tensor, likelihood: str, s
     return nll.flatten(1).sum(dim=1)
 
 
-class VAE(L.LightningModule):
+class VAE(GeneratorObjective, L.LightningModule):
     """Encoder q(z | x, y), decoder p(x | z, y) (= `generator`), standard normal prior; loss recon + beta * KL.
 
-    Logs `train/recon`, `train/kl` (per image, nats) and `train/elbo`, the minimised objective
-    recon + beta * KL (the negative ELBO when beta = 1).
+    Logs `train/recon`, `train/kl` (per image, nats) and `train/elbo` = recon + beta * KL (the negative
+    ELBO when beta = 1), the base loss. Terms added with `add_generator_loss` (`prunegen.models.objective`)
+    are evaluated on the decoder's output for latents from the prior (those it is sampled with);
+    `train/total` is all that is minimised, `base_loss_weight` * elbo plus the terms. With base weight 0
+    the encoder gets no gradient and stays as it was.
     """
 
     family = "vae"
@@ -67,7 +71,7 @@ class VAE(L.LightningModule):
         self.encoder, self.generator = encoder, generator
         self.optimizer = optimizer
         self.name = name
-        self.distiller = None  # set by prunegen.distill.DistillationCallback while a pruned decoder is fine-tuned
+        self._init_objective()  # base loss = the negative ELBO; terms added e.g. by distillation
 
     @property
     def decoder(self) -> nn.Module:
@@ -99,17 +103,31 @@ class VAE(L.LightningModule):
         if self.trainer is not None and self.trainer.datamodule is not None:
             check_labels_match(self, self.trainer.datamodule)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         x, y = batch
-        if self.distiller is not None:
-            return self.distiller.vae_step(self, x, y if self.num_classes else None)
-        terms = self.loss_terms(x, y if self.num_classes else None)
-        for key, value in terms.items():
-            self.log(f"train/{key}", value, prog_bar=key == "elbo")
-        return terms["elbo"]
+        labels = y if self.num_classes else None
+        total, logs = None, {}
+        if self.base_loss_weight:
+            terms = self.loss_terms(x, labels)
+            for key, value in terms.items():
+                self.log(f"train/{key}", value, prog_bar=key == "elbo")
+            total = terms["elbo"] if self.base_loss_weight == 1 else self.base_loss_weight * terms["elbo"]
+        if self.generator_losses:
+            z = torch.randn(x.shape[0], self.latent_dim, device=self.device)  # the prior's latents
+            total = self._add_terms(total, z, labels, self._generate(z, labels), logs)
+        for key, value in logs.items():
+            self.log(key, value.detach())
+        if total is not None:
+            self.log("train/total", total.detach())
+        return total
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer(list(ordered_parameters(self)))
+    def _generator_optimization(self) -> tuple[torch.optim.Optimizer, GeneratorLR]:
+        return self.optimizers(use_pl_optimizer=False), self.lr_schedulers()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """One optimizer (encoder and decoder) and its lr plan, stepped after every step (see `GeneratorLR`)."""
+        optimizer = self.optimizer(list(ordered_parameters(self)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": GeneratorLR(optimizer), "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Runs before the strict state-dict load: re-create the masks a pruned checkpoint holds.
