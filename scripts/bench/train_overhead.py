@@ -91,7 +91,7 @@ def plain_epochs(cfg: DictConfig, distill: bool) -> list[float]:
     dm, model = instantiate(cfg.data), instantiate(cfg.model)
     dm.setup("fit")
     G, D, ema = model.generator.train(), model.discriminator.train(), getattr(model, "ema", None)
-    opt_g, opt_d = model.configure_optimizers()
+    (opt_g, opt_d), _ = model.configure_optimizers()  # [G, D] optimizers, [G's lr plan]
     loader, step, times, teacher = dm.train_dataloader(), 0, [], None
     for epoch in range(cfg.trainer.max_epochs):
         start = time.perf_counter()
