@@ -213,3 +213,13 @@ def test_sweep_with_a_failing_point_keeps_it_in_the_table(tmp_path):
     assert len(rows) == 3 and sorted(r["status"] for r in rows) == ["completed", "completed", "failed"]
     failed = next(r for r in rows if r["status"] == "failed")
     assert "final_sparsity" in failed.get("error", "") + " ".join(failed.values())
+
+
+def test_structured_checkpoint_without_structured_pruning_fails_before_training(make_cfg, tmp_path):
+    cfg = make_cfg("pruning=structured", "pruning.start_epoch=0", "pruning.end_epoch=0")
+    cfg.paths.output_dir = str(tmp_path / "pruned")
+    train(cfg)
+    cfg = make_cfg("pruning=none", f"init_ckpt={tmp_path / 'pruned' / 'checkpoints' / 'last.ckpt'}")
+    with pytest.raises(ValueError, match=r"pruned structurally.*pruning.granularity=None.*pruning=structured"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -57,3 +57,20 @@ def check_groups(cfg: DictConfig, choices: dict[str, Any], overrides: list[str])
             check_node(f"{parent}.{name}", child, choices.get(parent), overrides)
     for group in disabled(cfg, choices):
         cfg[group] = None
+
+
+def check_init_ckpt(cfg: DictConfig) -> None:
+    """A structurally pruned checkpoint as the starting point needs a structured pruning config: without
+    one its channel masks would be trained on, but never counted or removed at export."""
+    if not cfg.get("init_ckpt"):
+        return
+    from prunegen.checkpoint import run_config
+
+    source = OmegaConf.select(run_config(cfg.init_ckpt), "pruning.granularity")
+    given = OmegaConf.select(cfg, "pruning.granularity")
+    if source == "structured" and given != "structured":
+        raise ValueError(
+            f"init_ckpt={cfg.init_ckpt} was pruned structurally (its run had pruning.granularity=structured), but "
+            f"this run has pruning.granularity={given}: use pruning=structured to keep pruning its channel groups, "
+            f"or start from the dense checkpoint"
+        )

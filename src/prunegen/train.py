@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
-from prunegen.checks import check_groups, hydra_choices
+from prunegen.checks import check_groups, check_init_ckpt, hydra_choices
 from prunegen.lifecycle import RunFolder, RunInterrupted, attempt, global_rank
 from prunegen.reporting.record import hydra_overrides
 
@@ -43,8 +43,11 @@ def build_callbacks(cfg: DictConfig) -> tuple[list[Any], dict[str, Any]]:
     anything samples), evaluation, then the rest."""
     from hydra.utils import instantiate
 
+    from prunegen.checkpoint import ConfigInCheckpoint
+
     named = {key: instantiate(cfg[key]) if cfg.get(key) else None for key in ("distill", "pruning", "metrics")}
     others = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    others.append(ConfigInCheckpoint(cfg))  # checkpoints carry the config that rebuilds their model
     return [c for c in named.values() if c is not None] + others, named
 
 
@@ -148,6 +151,7 @@ def fit(cfg: DictConfig, folder: RunFolder, record: dict[str, Any]) -> dict[str,
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train one run (or resume it); returns (the metrics.json record, the objects built)."""
     check_groups(cfg, *hydra_choices())
+    check_init_ckpt(cfg)
     folder = RunFolder(cfg.paths.output_dir, cfg, str(cfg.get("resume") or "auto"))
     folder.check_identity()
     if folder.completed and not cfg.get("ckpt_path"):
