@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
+from prunegen.console import quiet
 from prunegen.checks import check_groups, check_init_ckpt, hydra_choices
 from prunegen.lifecycle import RunFolder, RunInterrupted, attempt, global_rank
 from prunegen.reporting.record import hydra_overrides
@@ -117,6 +118,7 @@ def fit(cfg: DictConfig, folder: RunFolder, record: dict[str, Any]) -> dict[str,
     from prunegen.checkpoint import load_weights
 
     capture_console()
+    quiet()  # known library noise off; every warning left is one to act on
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
     L.seed_everything(cfg.seed, workers=True)
