@@ -28,7 +28,8 @@ def test_tensorboard_beside_csv_has_scalars_samples_histograms_and_hparams(make_
     images = events.Images("samples")
     assert len(images) == 2 and images[0].encoded_image_string.startswith(b"\x89PNG")  # one per grid epoch
     histograms = [t for t in tags["histograms"] if t.startswith("prune/weights/generator.")]
-    assert histograms and len(events.Histograms(histograms[0])) == 2  # one per pruning round
+    steps = [h.step for h in events.Histograms(histograms[0])]
+    assert len(steps) == 2 and steps[0] == 0 < steps[1]  # before training, after the pruning round
     assert events.Scalars("hp/fid")[-1].value == pytest.approx(record["metrics"]["fid"], rel=1e-5)
     hparams = events.summary_metadata.get("_hparams_/session_start_info") or {}
     assert hparams or any(t.startswith("_hparams_") for t in tags["tensors"])

@@ -86,14 +86,21 @@ class LoggerExtrasCallback(Callback):
     def _media(self, trainer: L.Trainer) -> bool:
         return trainer.is_global_zero and any(isinstance(lg, (TensorBoardLogger, WandbLogger)) for lg in trainer.loggers)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.histograms or trainer.sanity_checking or not self._media(trainer):
+    def _maybe_log_histograms(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.histograms or not self._media(trainer):
             return
         layers = prunable_layers(pl_module, self.targets)
         nonzero = sum(int(torch.count_nonzero(effective_weight(m))) for m in layers.values())
-        if nonzero != self._nonzero:  # the first epoch, then every round that changed a mask
+        if nonzero != self._nonzero:  # at the start, then after every round that changed a mask
             log_layer_histograms(trainer, pl_module, self.targets, trainer.global_step)
             self._nonzero = nonzero
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._maybe_log_histograms(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._maybe_log_histograms(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._media(trainer):
@@ -109,7 +116,7 @@ class LoggerExtrasCallback(Callback):
         out: dict[str, Any] = {}
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                out["tensorboard"] = logger.log_dir
+                out["tensorboard"] = str(Path(logger.log_dir))
             elif isinstance(logger, WandbLogger):
                 out["wandb"] = {"id": logger.version, "dir": logger.save_dir}
         return {"loggers": out} if out else {}
