@@ -122,7 +122,7 @@ def test_imp_rounds_are_rows_and_the_reference_gets_a_column_and_a_curve(tmp_pat
     column = load_reference(REFERENCE).column
     assert [r[column] for r in ours] == [15.7, 14.2, 14.3]
     assert ours[1]["FID / dense"] == pytest.approx((1.8 / 2.0 + 2.0 / 2.2) / 2)
-    assert ours[1]["series"].startswith("IMP magnitude unstructured (global)")
+    assert ours[1]["series"] == "IMP (magnitude, global)"
     only = [r for r in rows if r["status"] == "reference"]
     assert len(only) == 8 and only[-1]["remaining"] == 0.107  # the paper's points we did not reach
     md = _md(tmp_path)

@@ -1,6 +1,7 @@
 """Grouping a sweep's records into table rows: runs that differ only by seed are one row (mean ± std over
 distinct seeds); every other difference, in the overrides or in the composed config, shows in the label."""
 
+import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,28 @@ def method_name(record: dict[str, Any]) -> str:
         return "dense"
     if method == "lightning_modelpruning":
         return "Lightning ModelPruning"
-    parts = ["IMP"] if record.get("round") is not None else []
+    if record.get("round") is not None:
+        return _rounds_name(record)
+    parts = []
     parts += [str(record.get("pruning.criterion") or ""), str(method or "").replace("_", " (") + (")" if "_" in str(method) else "")]
     name = " ".join(p for p in parts if p)
     distill = record["overrides"].get("distill")
     if distill not in (None, "none", "null") or (distill is None and any(k.startswith("distill.") for k in record["config_id"])):
         name += " + distillation"
     return name
+
+
+def _rounds_name(record: dict[str, Any]) -> str:
+    """GAN-LTH's three lines: IMP, random pruning to the same sparsities, the random ticket (IMP's masks on
+    re-initialised weights)."""
+    ticket = record["overrides"].get("pruning.ticket_masks", json.loads(record["config_id"].get("pruning.ticket_masks", "null")))
+    if ticket not in (None, "null"):
+        return "random ticket (IMP masks, re-initialised)"
+    criterion = record.get("pruning.criterion") or json.loads(record["config_id"].get("pruning.criterion", "null"))
+    if criterion == "random":
+        return "random pruning"
+    scope = str(record.get("pruning.method") or "").rpartition("_")[2]
+    return "IMP (" + ", ".join(p for p in (criterion, scope) if p) + ")"
 
 
 def series_of(record: dict[str, Any]) -> tuple:

@@ -79,8 +79,14 @@ def select_runs(records: list[dict[str, Any]], select: dict[str, str], root: Pat
 def collect(data: dict[str, Any], root: str | Path) -> dict[str, Any]:
     """The data file with every value measured again from the runs under `root` (same layout and decimals)."""
     root = Path(root)
-    records = load_runs(root)
     out = copy.deepcopy(data)
+    if "from_table" in data:  # rows are prunegen-table's (see fromtable.py)
+        from prunegen.reporting.fromtable import from_table
+
+        out["label_header"], out["columns"], out["rows"] = from_table(data["from_table"], root)
+        out["provenance"] = f"measured by prunegen-reproduce from the runs under {root} on {time.strftime('%Y-%m-%d %H:%M')}"
+        return out
+    records = load_runs(root)
     for row in out["rows"]:
         seeds: set[Any] = set()
         for name, value in row["values"].items():
@@ -102,6 +108,7 @@ def run_commands(data: dict[str, Any]) -> None:
 def reproduce(name: str, check: bool, runs: str | None, render_only: bool, readme: Path, data_dir: Path) -> int:
     path = data_dir / f"{name}.json"
     data = load_data(path)
+    readme_block(readme.read_text(), name)  # before any run: the README must say where the table goes
     if not render_only:
         if runs is None:
             run_commands(data)

@@ -79,7 +79,7 @@ def readme_block(readme: str, name: str) -> str:
     """The text between a table's markers (without them)."""
     start, end = markers(name)
     if readme.count(start) != 1 or readme.count(end) != 1:
-        raise ValueError(f"the README needs exactly one {start} and one {end}")
+        raise ValueError(f"the README needs exactly one {start} and one {end} (put them where the table {name} goes)")
     return readme.split(start, 1)[1].split(end, 1)[0].strip("\n") + "\n"
 
 

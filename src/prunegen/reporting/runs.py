@@ -48,17 +48,22 @@ def status_of(record: dict[str, Any]) -> str:
 
 
 def _seed_free(value: str, seed: Any) -> str:
-    """A checkpoint path with the run's own seed number replaced (seed1/last.ckpt -> seed{seed}/last.ckpt):
-    a per-seed dense checkpoint is the same configuration on another seed."""
-    return re.sub(rf"(?<!\d){re.escape(str(seed))}(?!\d)", "{seed}", value) if seed is not None else value
+    """A path with the run's own seed number replaced (out/seed1/last.ckpt -> out/seed{seed}/last.ckpt): a per-seed
+    dense checkpoint (or an IMP run's masks) is the same configuration on another seed. Only the last
+    occurrence: a digit of a folder above it (/tmp/run0/) is not the seed."""
+    if seed is None:
+        return value
+    hits = list(re.finditer(rf"(?<!\d){re.escape(str(seed))}(?!\d)", value))
+    return value if not hits else value[:hits[-1].start()] + "{seed}" + value[hits[-1].end():]
 
 
 def _ignored(key: str) -> bool:
     return key in IGNORED or key.startswith(tuple(k for k in IGNORED if k.endswith(".")))
 
 
-def _is_ckpt(key: str) -> bool:
-    return key.split(".")[-1] in ("ckpt", "ckpt_path", "init_ckpt", "teacher_ckpt") or key.endswith("_ckpt")
+def _per_seed_path(key: str, value: str) -> bool:
+    """Checkpoints and other files (masks of an IMP run, ...) that a run of each seed has its own of."""
+    return key.endswith("ckpt") or key.endswith("ckpt_path") or "/" in value
 
 
 def parse_overrides(overrides: list[str], seed: Any = None) -> dict[str, str]:
@@ -68,15 +73,19 @@ def parse_overrides(overrides: list[str], seed: Any = None) -> dict[str, str]:
         key, _, value = item.partition("=")
         key = key.lstrip("+~")
         if not _ignored(key):
-            out[key] = _seed_free(value, seed) if _is_ckpt(key) else value
+            out[key] = _seed_free(value, seed) if _per_seed_path(key, value) else value
     return out
 
 
 def config_identity(config: dict[str, Any], seed: Any = None) -> dict[str, str]:
     """The composed config as flat key -> JSON text, without the keys that cannot change a result."""
     flat = flatten(config or {})
-    return {k: _seed_free(json.dumps(v), seed) if _is_ckpt(k) else json.dumps(v, sort_keys=True)
-            for k, v in flat.items() if not _ignored(k)}
+    out = {}
+    for k, v in flat.items():
+        if not _ignored(k):
+            text = json.dumps(v, sort_keys=True)
+            out[k] = _seed_free(text, seed) if isinstance(v, str) and _per_seed_path(k, v) else text
+    return out
 
 
 def load_record(path: Path) -> dict[str, Any]:
