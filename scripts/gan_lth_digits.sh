@@ -20,7 +20,9 @@ run() {  # run NAME SEED [overrides...]: one run in OUT_DIR/NAME_seedSEED, its c
   local name=$1 seed=$2; shift 2
   local dir=$out/${name}_seed$seed
   mkdir -p "$dir"
-  "$train" "${base[@]}" seed="$seed" hydra.run.dir="$dir" "$@" >"$dir/run.log" 2>&1 \
+  local timer=()  # CPU and wall seconds of the run, beside its metrics.json
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -f '{"user_s": %U, "sys_s": %S, "wall_s": %e}' -o "$dir/time.json")
+  "${timer[@]}" "$train" "${base[@]}" seed="$seed" hydra.run.dir="$dir" "$@" >"$dir/run.log" 2>&1 \
     && echo "done $name seed $seed" || echo "FAILED $name seed $seed (see $dir/run.log)"
 }
 
