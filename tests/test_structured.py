@@ -7,6 +7,7 @@ from prunegen.models.networks import DCGANGenerator
 from prunegen.models.profile import count_macs
 from prunegen.pruning import PruningCallback
 from prunegen.pruning.compact import compact, load_compact, max_abs_diff, save_compact
+from prunegen.pruning.criteria import resolve
 from prunegen.pruning.masks import count_parameters, prunable_layers
 from prunegen.pruning.structured import channel_groups, kept_channels
 
@@ -39,9 +40,9 @@ def test_structured_rounds_reach_channel_target(make_cfg, criterion, scope):
     cb = _structured(model, criterion=criterion, scope=scope, final_sparsity=0.75, start_epoch=0, end_epoch=1, min_keep=0.1)
     for epoch in range(2):
         cb.prune(model, cb.schedule(epoch), seed=epoch)
-        total = sum(g.size for g in cb._groups["generator"])
-        assert cb.sparsity(model) == pytest.approx(cb.schedule(epoch), abs=len(cb._groups["generator"]) / total)
-    for g in cb._groups["generator"]:
+        total = sum(g.size for g in cb.strategy.groups["generator"])
+        assert cb.sparsity(model) == pytest.approx(cb.schedule(epoch), abs=len(cb.strategy.groups["generator"]) / total)
+    for g in cb.strategy.groups["generator"]:
         assert kept_channels(model.generator, g).sum() >= 1
 
 
@@ -52,7 +53,7 @@ def test_masked_channel_contributes_nothing_and_compact_equals_masked(make_cfg, 
     model.generator(torch.randn(32, model.latent_dim))  # move BN running stats away from init
     cb.prune(model, 0.5)
     G = model.generator.eval()
-    dead = (~kept_channels(G, cb._groups["generator"][1])).nonzero().flatten()
+    dead = (~kept_channels(G, cb.strategy.groups["generator"][1])).nonzero().flatten()
     feats = G.net[:6](torch.randn(4, model.latent_dim)[:, :, None, None])  # after BN + ReLU of net.3
     assert torch.all(feats[:, dead] == 0)
 
@@ -80,9 +81,7 @@ def test_gradient_and_taylor_differ_from_magnitude(make_cfg):
     stats["generator.net.3"]["grad_sq"][1, 1] = 5.0
     stats["generator.net.3"]["grad_w"][1, 1] = 0.5
     for criterion, keeps in [("magnitude", (0, 0)), ("gradient", (1, 1)), ("taylor", (1, 1))]:
-        cb = PruningCallback(criterion=criterion, targets=["generator.net.3"])
-        cb._stats = stats
-        scores = cb._score(layer, "generator.net.3", "weight", seed=0)
+        scores = resolve(criterion)(layer, "weight", stats["generator.net.3"])
         assert scores.shape == layer.weight.shape
         assert tuple(int(i) for i in torch.unravel_index(scores.argmax(), scores.shape)[:2]) == keeps
 
@@ -95,9 +94,9 @@ def test_gradient_hooks_accumulate_only_generator_updates(make_cfg):
     seen = {}
     original = cb.prune
 
-    def spy(pl_module, sparsity, seed=0):
+    def spy(pl_module, sparsity, **kwargs):
         seen.update({k: v["grad_sq"].clone() for k, v in cb._stats.items()})
-        original(pl_module, sparsity, seed)
+        original(pl_module, sparsity, **kwargs)
 
     cb.prune = spy
     trainer = L.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
@@ -147,7 +146,7 @@ def test_compact_equals_masked_for_other_generators(make_cfg, model_name):
     labels = torch.arange(16) % model.num_classes if model.num_classes else None
     model.generator(torch.randn(16, model.latent_dim), labels)  # BN statistics away from init
     cb = _structured(model, final_sparsity=0.5)
-    assert cb._groups["generator"], model_name
+    assert cb.strategy.groups["generator"], model_name
     cb.prune(model, 0.5)
     G = model.generator.eval()
     small = compact(G)

@@ -58,3 +58,9 @@ class LightningModelPruning(ModelPruning):
     def sparsity(self, pl_module: L.LightningModule) -> float:
         rows = self.report(pl_module)
         return 1 - sum(r["nonzero"] for r in rows) / sum(r["weights"] for r in rows)
+
+    def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """This callback's part of metrics.json (the keys of PruningCallback.record)."""
+        return {"pruning": {"method": self.method, "criterion": self.criterion, "granularity": self.granularity,
+                            "amount": "sparsity", "target_sparsity": self.schedule.final, "scope": self.scope,
+                            "ignore": [], "achieved_sparsity": self.sparsity(pl_module), "layers": self.report(pl_module)}}

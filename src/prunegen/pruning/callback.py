@@ -8,29 +8,34 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from prunegen.pruning import structured as st
-from prunegen.pruning.criteria import CRITERIA, NEEDS_GRADIENTS
-from prunegen.pruning.masks import effective_weight, get_mask, prunable_layers, set_mask
+from prunegen.pruning.criteria import Criterion, resolve
+from prunegen.pruning.masks import effective_weight, prunable_layers, trainable
 from prunegen.pruning.rewind import Rewinder
 from prunegen.pruning.schedules import Schedule
-from prunegen.pruning.unstructured import global_masks, layer_masks
+from prunegen.pruning.structured import ChannelMasks
+from prunegen.pruning.threshold import REFERENCES, references, threshold_keep
+from prunegen.pruning.unstructured import WeightMasks
 
 GRANULARITIES = ("unstructured", "structured")
 SCOPES = ("layer", "global")
+AMOUNTS = ("sparsity", "threshold")
 
 
 class PruningCallback(Callback):
-    """Prunes `targets` (module paths of the LightningModule) on a sparsity schedule.
+    """Prunes `targets` (module paths of the LightningModule) at the rounds of a schedule.
 
     unstructured: conv/linear weights (never biases or BatchNorm), sparsity counted in weights.
     structured: channel groups of the generator (out-channels + BatchNorm + next in-channels), masked
     as a whole; sparsity counted in channels. Masks are module buffers, so checkpoints carry them.
+    amount=sparsity: every round reaches the schedule's target sparsity. amount=threshold: every round
+    masks the units scoring below `alpha` x `reference` (see `threshold.py`); the sparsity is the outcome,
+    and `max_sparsity` caps it per layer.
     """
 
     def __init__(
         self,
         targets: list[str] = ("generator",),
-        criterion: str = "magnitude",
+        criterion: str | Criterion = "magnitude",
         granularity: str = "unstructured",
         scope: str = "layer",
         final_sparsity: float = 0.5,
@@ -42,16 +47,20 @@ class PruningCallback(Callback):
         ignore: list[str] = (),
         round_to: int = 1,
         rewind: str | None = None,
+        amount: str = "sparsity",
+        alpha: float = 1.0,
+        reference: str = "mean",
+        max_sparsity: float | None = None,
     ) -> None:
-        for key, value, allowed in [
-            ("criterion", criterion, tuple(CRITERIA)),
-            ("granularity", granularity, GRANULARITIES),
-            ("scope", scope, SCOPES),
-        ]:
+        self.importance = resolve(criterion)
+        self.criterion = self.importance.name
+        for key, value, allowed in [("granularity", granularity, GRANULARITIES), ("scope", scope, SCOPES),
+                                    ("amount", amount, AMOUNTS), ("reference", reference, REFERENCES)]:
             if value not in allowed:
                 raise ValueError(f"pruning.{key} must be one of {allowed}, got {value!r}")
-        if criterion == "bn_scale" and granularity != "structured":
-            raise ValueError("pruning.criterion=bn_scale scores channels: it needs pruning.granularity=structured")
+        if "bn_scales" in self.importance.needs and granularity != "structured":
+            raise ValueError(f"pruning.criterion={self.criterion} scores channels: it needs pruning.granularity=structured")
+        _check_threshold(amount, alpha, reference, max_sparsity, self.criterion, granularity, scope)
         if not 0 <= min_keep < 1:
             raise ValueError(f"pruning.min_keep must be in [0, 1), got {min_keep}")
         if isinstance(targets, str) or not targets:
@@ -59,13 +68,15 @@ class PruningCallback(Callback):
         if round_to < 1:
             raise ValueError(f"pruning.round_to must be >= 1, got {round_to}")
         self.targets, self.ignore = list(targets), list(ignore)
-        self.criterion, self.granularity, self.scope = criterion, granularity, scope
-        self.min_keep, self.round_to = min_keep, round_to
+        self.granularity, self.scope = granularity, scope
+        self.amount, self.alpha, self.reference, self.max_sparsity = amount, alpha, reference, max_sparsity
+        self.strategy = (ChannelMasks(self.targets, self.ignore, scope, min_keep, round_to) if granularity == "structured"
+                         else WeightMasks(self.targets, self.ignore, scope, min_keep))
         self.schedule = Schedule(final_sparsity, start_epoch, end_epoch, ramp, every_n_epochs)
         self.rewinder = Rewinder(rewind) if rewind else None
-        self.applied = 0.0  # target sparsity of the last round
+        self.applied = 0.0  # sparsity after the last round (the target; the outcome when amount=threshold)
         self.layer_report: list[dict[str, Any]] = []
-        self._groups: dict[str, list[st.ChannelGroup]] = {}
+        self.rounds: list[dict[str, Any]] = []  # one row per round: epoch, target, achieved, threshold rows
         self._stats: dict[str, dict[str, torch.Tensor]] = {}
         self._hooks: list = []
 
@@ -80,18 +91,21 @@ class PruningCallback(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for target in self.targets:
             try:
-                module = pl_module.get_submodule(target)
+                pl_module.get_submodule(target)
             except AttributeError:
                 children = [name for name, _ in pl_module.named_children()]
                 raise ValueError(
                     f"pruning.targets: {target!r} is not a submodule of {type(pl_module).__name__}; "
                     f"top-level modules are {children}"
                 ) from None
-            if self.granularity == "structured":
-                if not hasattr(module, "latent_dim"):
-                    raise ValueError(f"pruning.granularity=structured needs generator-like targets, got {target!r}")
-                ignore = [p.removeprefix(f"{target}.") for p in self.ignore if p.startswith(f"{target}.")]
-                self._groups[target] = st.channel_groups(module, ignore)
+        self.strategy.setup(pl_module)
+        last = getattr(self.schedule, "last_round_epoch", None)
+        if last is not None and trainer is not None and trainer.max_epochs is not None and 0 < trainer.max_epochs <= last:
+            raise ValueError(
+                f"pruning: the last round is at the end of epoch {last} (pruning.start_epoch={self.schedule.start}, "
+                f"pruning.end_epoch={self.schedule.end}), but trainer.max_epochs={trainer.max_epochs} stops after epoch "
+                f"{trainer.max_epochs - 1}: set trainer.max_epochs >= {last + 1} or an earlier pruning.end_epoch"
+            )
         if not prunable_layers(pl_module, self.targets, self.ignore):
             raise ValueError(f"pruning.targets {self.targets} contain no conv or linear layer to prune")
 
@@ -101,20 +115,23 @@ class PruningCallback(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._remove_hooks()
-        if self.criterion in NEEDS_GRADIENTS and self.schedule.is_round(trainer.current_epoch):
+        if "gradients" in self.importance.needs and self.schedule.is_round(trainer.current_epoch):
             self._install_hooks(pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
         if self.rewinder is not None:
             self.rewinder.maybe_snapshot(pl_module, self.targets, epoch=epoch + 1)
-        target = self.schedule(epoch)
-        if self.schedule.is_round(epoch) and target > self.applied:
+        if self._due(epoch):
             for stats in self._stats.values():  # DDP: every rank scores the same summed statistics
                 for key, value in stats.items():
                     stats[key] = trainer.strategy.reduce(value, reduce_op="sum")
             self._check_gradients(epoch)
-            self.prune(pl_module, target, seed=epoch)
+            if self.amount == "threshold":
+                for row in self.prune_threshold(pl_module, seed=epoch, epoch=epoch):
+                    pl_module.log(f"prune/threshold/{row['layer']}", row["threshold"], on_epoch=True)
+            else:
+                self.prune(pl_module, self.schedule(epoch), seed=epoch, epoch=epoch)
             if self.rewinder is not None:
                 self.rewinder.rewind(pl_module, trainer.optimizers)
         self._remove_hooks()
@@ -122,85 +139,84 @@ class PruningCallback(Callback):
         for row in self.layer_report:  # per-layer sparsity beside the total, in every logger
             pl_module.log(f"prune/{row['layer']}", row["sparsity"], on_epoch=True)
 
+    def _due(self, epoch: int) -> bool:
+        if not self.schedule.is_round(epoch):
+            return False
+        if self.amount == "threshold":  # every round prunes again; a resumed run never repeats one
+            return not self.rounds or self.rounds[-1]["epoch"] < epoch
+        return self.schedule(epoch) > self.applied
+
     def _check_gradients(self, epoch: int) -> None:
-        if self.criterion in NEEDS_GRADIENTS and not any(s["grad_sq"].any() for s in self._stats.values()):
+        if "gradients" in self.importance.needs and not any(s["grad_sq"].any() for s in self._stats.values()):
             raise RuntimeError(
                 f"pruning.criterion={self.criterion!r} needs the generator's gradients, but they were all zero over "
                 f"epoch {epoch} (no loss reached its weights), so every score would be zero; nothing was pruned. "
                 f"Prune at an epoch where the generator is trained, or use pruning.criterion=magnitude|bn_scale|random"
             )
 
-    def prune(self, pl_module: L.LightningModule, sparsity: float, seed: int = 0) -> None:
-        """One pruning round: every target layer (or all of them together) to `sparsity`."""
-        if self.granularity == "structured":
-            self._prune_channels(pl_module, sparsity, seed)
-        else:
-            self._prune_weights(pl_module, sparsity, seed)
+    def _scores(self, pl_module: L.LightningModule, seed: int) -> tuple[dict, dict]:
+        def score(module: nn.Module, path: str, name: str) -> torch.Tensor:
+            stats = {**self._stats.get(path, {}), "seed": seed * 7919 + sum(map(ord, f"{path}.{name}"))}
+            return self.importance(module, name, stats)
+
+        if isinstance(self.strategy, ChannelMasks):
+            return self.strategy.scores(pl_module, score, bn="bn_scales" in self.importance.needs)
+        return self.strategy.scores(pl_module, score)
+
+    def prune(self, pl_module: L.LightningModule, sparsity: float, seed: int = 0, epoch: int | None = None) -> None:
+        """One round to a target: every target layer (or all of them together) to `sparsity`."""
+        scores, alive = self._scores(pl_module, seed)
+        self.strategy.apply(pl_module, self.strategy.select(scores, alive, sparsity))
         self.applied = sparsity
+        self._finish_round(pl_module, epoch, {"target": sparsity}, f"target {sparsity:.3f}")
+
+    def prune_threshold(self, pl_module: L.LightningModule, seed: int = 0, epoch: int | None = None) -> list[dict[str, Any]]:
+        """One threshold round: mask the alive units scoring below alpha x reference; returns per-layer rows."""
+        scores, alive = self._scores(pl_module, seed)
+        weights = self.strategy.weights(pl_module) if self.reference == "std" else None
+        refs = references(scores, alive, self.reference, self.scope, weights)
+        min_units = 1 if self.granularity == "structured" else 0  # a group keeps a channel: compact needs one
+        keep, rows = threshold_keep(scores, alive, self.alpha, refs, self.max_sparsity, min_units)
+        self.strategy.apply(pl_module, keep)
+        self.applied = self.sparsity(pl_module)
+        for row in rows:
+            if row["capped"]:
+                rank_zero_info(f"pruning.max_sparsity={self.max_sparsity} binds on {row['layer']}: the threshold "
+                               f"{row['threshold']:.4g} would mask more; {row['masked']}/{row['units']} masked")
+        info = {"target": None, "alpha": self.alpha, "reference": self.reference, "layers": rows}
+        self._finish_round(pl_module, epoch, info, f"threshold {self.alpha} x {self.reference}")
+        return rows
+
+    def _finish_round(self, pl_module: L.LightningModule, epoch: int | None, info: dict[str, Any], what: str) -> None:
         self.layer_report = self.report(pl_module)
+        self.rounds.append({"epoch": epoch, **info, "achieved_sparsity": self.sparsity(pl_module)})
         lines = [f"  {r['layer']:<32} {r['nonzero']:>9,}/{r['weights']:<9,} sparsity {r['sparsity']:.3f}"
                  + (f"  channels {r['channels_kept']}/{r['channels']}" if "channels" in r else "") for r in self.layer_report]
-        rank_zero_info(f"pruning round: target {sparsity:.3f} ({self.method}, {self.criterion})\n" + "\n".join(lines))
-
-    def _score(self, module: nn.Module, path: str, name: str, seed: int) -> torch.Tensor:
-        stats = {**self._stats.get(path, {}), "seed": seed * 7919 + sum(map(ord, f"{path}.{name}"))}
-        return CRITERIA[self.criterion](module, name, stats)
-
-    def _prune_weights(self, pl_module: L.LightningModule, sparsity: float, seed: int) -> None:
-        layers = prunable_layers(pl_module, self.targets, self.ignore)
-        scores = {p: self._score(m, p, "weight", seed) for p, m in layers.items()}
-        masks = {p: get_mask(m) for p, m in layers.items()}
-        if self.scope == "layer":
-            new = layer_masks(scores, masks, sparsity)
-        else:
-            new = global_masks(scores, masks, sparsity, self.min_keep)
-        with torch.no_grad():
-            for path, layer in layers.items():
-                set_mask(layer, "weight", new[path])
-
-    def _prune_channels(self, pl_module: L.LightningModule, sparsity: float, seed: int) -> None:
-        for target, groups in self._groups.items():
-            gen = pl_module.get_submodule(target)
-            per_param = {}
-            for g in groups:
-                for m in g.members:
-                    module = gen.get_submodule(m.path)
-                    is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
-                    if m.param == "weight" and is_bn == (self.criterion == "bn_scale"):
-                        per_param[(m.path, m.param)] = self._score(module, f"{target}.{m.path}", "weight", seed)
-            scores = {g.root: st.channel_scores(per_param, g) for g in groups}
-            alive = {g.root: st.kept_channels(gen, g).cpu() for g in groups}
-            keep = st.select_channels(scores, alive, sparsity, self.scope, self.min_keep, self.round_to)
-            with torch.no_grad():
-                for (path, name), mask in st.member_masks(gen, groups, keep).items():
-                    set_mask(gen.get_submodule(path), name, mask)
+        rank_zero_info(f"pruning round: {what} ({self.method}, {self.criterion}): sparsity "
+                       f"{self.rounds[-1]['achieved_sparsity']:.3f}\n" + "\n".join(lines))
 
     def report(self, pl_module: L.LightningModule) -> list[dict[str, Any]]:
         """Per-layer table: weights and nonzero; channels kept for structured groups."""
-        rows = []
-        for path, layer in prunable_layers(pl_module, self.targets, self.ignore).items():
-            n, nz = get_mask(layer).numel(), int(get_mask(layer).sum())
-            rows.append({"layer": path, "weights": n, "nonzero": nz, "sparsity": 1 - nz / n})
-        for target, groups in self._groups.items():
-            by_root = {f"{target}.{g.root}": g for g in groups}
-            for row in rows:
-                if row["layer"] in by_root:
-                    g = by_root[row["layer"]]
-                    row["channels"], row["channels_kept"] = g.size, int(st.kept_channels(pl_module.get_submodule(target), g).sum())
-        return rows
+        return self.strategy.report(pl_module)
 
     def sparsity(self, pl_module: L.LightningModule) -> float:
         """Achieved sparsity: fraction of pruned weights, or of removed channels when structured."""
-        rows = self.report(pl_module)
-        if self.granularity == "structured":
-            rows = [r for r in rows if "channels" in r]
-            return 1 - sum(r["channels_kept"] for r in rows) / sum(r["channels"] for r in rows)
-        return 1 - sum(r["nonzero"] for r in rows) / sum(r["weights"] for r in rows)
+        return self.strategy.sparsity(pl_module)
+
+    def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """This callback's part of metrics.json."""
+        out = {"method": self.method, "criterion": self.criterion, "granularity": self.granularity, "amount": self.amount,
+               "target_sparsity": self.schedule.final if self.amount == "sparsity" else None, "scope": self.scope,
+               "ignore": list(self.ignore), "achieved_sparsity": self.sparsity(pl_module), "layers": self.report(pl_module),
+               "rounds": self.rounds}
+        if self.amount == "threshold":
+            out.update(alpha=self.alpha, reference=self.reference, max_sparsity=self.max_sparsity)
+        return {"pruning": out}
 
     def _install_hooks(self, pl_module: L.LightningModule) -> None:
         self._stats = {}
         for path, layer in prunable_layers(pl_module, self.targets, self.ignore).items():
-            param = layer.weight_orig if hasattr(layer, "weight_orig") else layer.weight
+            param = trainable(layer)
             stats = self._stats[path] = {"grad_sq": torch.zeros_like(param), "grad_w": torch.zeros_like(param)}
 
             def hook(grad: torch.Tensor, layer=layer, stats=stats) -> None:
@@ -215,7 +231,7 @@ class PruningCallback(Callback):
         self._hooks = []
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"applied": self.applied, "layer_report": self.layer_report, "stats": self._stats}
+        state = {"applied": self.applied, "layer_report": self.layer_report, "rounds": self.rounds, "stats": self._stats}
         if self.rewinder is not None:
             state["rewind"] = self.rewinder.state_dict()
         return state
@@ -223,6 +239,23 @@ class PruningCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.applied = state_dict["applied"]
         self.layer_report = state_dict.get("layer_report", [])
+        self.rounds = state_dict.get("rounds", [])
         self._stats = state_dict.get("stats", {})
         if self.rewinder is not None and "rewind" in state_dict:
             self.rewinder.load_state_dict(state_dict["rewind"])
+
+
+def _check_threshold(amount: str, alpha: float, reference: str, max_sparsity: float | None,
+                     criterion: str, granularity: str, scope: str) -> None:
+    """Validate the threshold settings (before training), naming the key."""
+    if amount != "threshold":
+        return
+    if not alpha > 0:
+        raise ValueError(f"pruning.alpha must be > 0 (the threshold is alpha x the reference), got {alpha}")
+    if max_sparsity is not None and not 0 < max_sparsity <= 1:
+        raise ValueError(f"pruning.max_sparsity must be in (0, 1] or null, got {max_sparsity}")
+    if reference == "std" and (criterion, granularity, scope) != ("magnitude", "unstructured", "layer"):
+        raise ValueError(
+            "pruning.reference=std is Han et al.'s rule |w| < alpha x std(W) per layer: it needs "
+            f"pruning.criterion=magnitude, granularity=unstructured, scope=layer (got {criterion}, {granularity}, "
+            f"{scope}); use pruning.reference=mean for the others")

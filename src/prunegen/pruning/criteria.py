@@ -1,7 +1,10 @@
-"""Importance criteria: pure callables `(module, name, stats) -> scores shaped like the weight`.
+"""Importance criteria: small objects `(module, name, stats) -> scores shaped like the parameter`.
 
-Higher scores are kept. `stats` holds what the callback accumulated over the epoch for this parameter:
-`grad_sq` = sum of (dL/dw)^2, `grad_w` = sum of w * dL/dw, and `seed` for reproducible random scores.
+Higher scores are kept. Each criterion declares what it `needs`: `weights` (read from the module),
+`gradients` (the callback then accumulates, over a round's epoch, `grad_sq` = sum of (dL/dw)^2 and
+`grad_w` = sum of w * dL/dw and passes them in `stats`) or `bn_scales` (it scores BatchNorm weights:
+channel groups only). Criteria hold no state. `pruning.criterion=NAME` picks one by its `name`;
+a `_target_` node builds any other `Criterion`.
 """
 
 import torch
@@ -9,42 +12,76 @@ from torch import nn
 
 from prunegen.pruning.masks import effective_weight
 
-
-def magnitude(module: nn.Module, name: str, stats: dict) -> torch.Tensor:
-    return effective_weight(module, name).detach().abs()
+NEEDS = ("weights", "gradients", "bn_scales")
 
 
-def magnitude_l2(module: nn.Module, name: str, stats: dict) -> torch.Tensor:
-    return effective_weight(module, name).detach().pow(2)
+class Criterion:
+    """Base: a name for the record and the statistics the callback must collect."""
+
+    name: str = ""
+    needs: frozenset[str] = frozenset({"weights"})
+
+    def __call__(self, module: nn.Module, name: str, stats: dict) -> torch.Tensor:
+        raise NotImplementedError
 
 
-def random(module: nn.Module, name: str, stats: dict) -> torch.Tensor:
-    w = effective_weight(module, name)
-    g = torch.Generator().manual_seed(int(stats.get("seed", 0)))
-    return torch.rand(w.shape, generator=g).to(w.device)
+class Magnitude(Criterion):
+    """|w| (p=1) or w^2 (p=2)."""
+
+    def __init__(self, p: int = 1) -> None:
+        if p not in (1, 2):
+            raise ValueError(f"pruning.criterion.p must be 1 or 2, got {p}")
+        self.p, self.name = p, "magnitude" if p == 1 else "magnitude_l2"
+
+    def __call__(self, module: nn.Module, name: str, stats: dict) -> torch.Tensor:
+        return effective_weight(module, name).detach().abs().pow(self.p)
 
 
-def gradient(module: nn.Module, name: str, stats: dict) -> torch.Tensor:
+class Random(Criterion):
+    """Uniform scores from `stats["seed"]` (reproducible): the control every criterion must beat."""
+
+    name = "random"
+
+    def __call__(self, module: nn.Module, name: str, stats: dict) -> torch.Tensor:
+        w = effective_weight(module, name)
+        g = torch.Generator().manual_seed(int(stats.get("seed", 0)))
+        return torch.rand(w.shape, generator=g).to(w.device)
+
+
+class Gradient(Criterion):
     """The seed document's contribution score C = sum over the epoch of (dL/dw)^2."""
-    return stats["grad_sq"]
+
+    name, needs = "gradient", frozenset({"gradients"})
+
+    def __call__(self, module: nn.Module, name: str, stats: dict) -> torch.Tensor:
+        return stats["grad_sq"]
 
 
-def taylor(module: nn.Module, name: str, stats: dict) -> torch.Tensor:
+class Taylor(Criterion):
     """First-order Taylor |sum w * dL/dw| (Molchanov et al. 2019)."""
-    return stats["grad_w"].abs()
+
+    name, needs = "taylor", frozenset({"weights", "gradients"})
+
+    def __call__(self, module: nn.Module, name: str, stats: dict) -> torch.Tensor:
+        return stats["grad_w"].abs()
 
 
-def bn_scale(module: nn.Module, name: str, stats: dict) -> torch.Tensor:
-    """|gamma| of a BatchNorm (network slimming, Liu et al. 2017); structured pruning only."""
-    return effective_weight(module, name).detach().abs()
+class BNScale(Criterion):
+    """|gamma| of a BatchNorm (network slimming, Liu et al. 2017); channel groups only."""
+
+    name, needs = "bn_scale", frozenset({"bn_scales"})
+
+    def __call__(self, module: nn.Module, name: str, stats: dict) -> torch.Tensor:
+        return effective_weight(module, name).detach().abs()
 
 
-CRITERIA = {
-    "magnitude": magnitude,
-    "magnitude_l2": magnitude_l2,
-    "random": random,
-    "gradient": gradient,
-    "taylor": taylor,
-    "bn_scale": bn_scale,
-}
-NEEDS_GRADIENTS = {"gradient", "taylor"}
+BY_NAME = {c.name: c for c in (Magnitude(1), Magnitude(2), Random(), Gradient(), Taylor(), BNScale())}
+
+
+def resolve(criterion: "str | Criterion") -> Criterion:
+    """A criterion object from a name (`pruning.criterion=taylor`) or the object itself."""
+    if isinstance(criterion, Criterion):
+        return criterion
+    if criterion not in BY_NAME:
+        raise ValueError(f"pruning.criterion must be one of {tuple(BY_NAME)} or a Criterion, got {criterion!r}")
+    return BY_NAME[criterion]

@@ -21,6 +21,11 @@ def effective_weight(module: nn.Module, name: str = "weight") -> torch.Tensor:
     return getattr(module, name)
 
 
+def trainable(module: nn.Module, name: str = "weight") -> nn.Parameter:
+    """The parameter the optimizer updates (and gradient hooks attach to), masked or not."""
+    return getattr(module, f"{name}_orig") if is_masked(module, name) else getattr(module, name)
+
+
 def get_mask(module: nn.Module, name: str = "weight") -> torch.Tensor:
     if is_masked(module, name):
         return getattr(module, f"{name}_mask")

@@ -6,14 +6,17 @@ removing them) keeps optimizers, DDP and checkpoints valid; `compact` removes th
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
 from prunegen.models.networks.protocol import Generator, example_inputs
-from prunegen.pruning.masks import get_mask, unmasked_copy
+from prunegen.pruning.masks import get_mask, prunable_layers, set_mask, trainable, unmasked_copy
+from prunegen.pruning.unstructured import weight_report
 
 
 @dataclass(frozen=True)
@@ -138,10 +141,73 @@ def member_masks(generator: nn.Module, groups: list[ChannelGroup], keep: dict[st
     masks: dict[tuple[str, str], torch.Tensor] = {}
     for group in groups:
         for m in group.members:
-            p = getattr(generator.get_submodule(m.path), f"{m.param}_orig", None)
-            p = p if p is not None else getattr(generator.get_submodule(m.path), m.param)
+            p = trainable(generator.get_submodule(m.path), m.param)
             shape = [1] * p.dim()
             shape[m.dim] = group.size
             channel = keep[group.root].to(p.device, p.dtype).view(shape)
             masks[(m.path, m.param)] = masks.get((m.path, m.param), torch.ones_like(p)) * channel
     return masks
+
+
+class ChannelMasks:
+    """Structured strategy: the channel groups of every target generator are the units, keyed by
+    `<target>.<root>`; a group is masked as a whole. Sparsity counts channels."""
+
+    granularity = "structured"
+
+    def __init__(self, targets: list[str], ignore: list[str], scope: str, min_keep: float = 0.0, round_to: int = 1) -> None:
+        self.targets, self.ignore, self.scope = targets, ignore, scope
+        self.min_keep, self.round_to = min_keep, round_to
+        self.groups: dict[str, list[ChannelGroup]] = {}
+
+    def setup(self, pl_module: nn.Module) -> None:
+        for target in self.targets:
+            module = pl_module.get_submodule(target)
+            if not hasattr(module, "latent_dim"):
+                raise ValueError(f"pruning.granularity=structured needs generator-like targets, got {target!r}")
+            ignore = [p.removeprefix(f"{target}.") for p in self.ignore if p.startswith(f"{target}.")]
+            self.groups[target] = channel_groups(module, ignore)
+
+    def _groups(self) -> dict[str, tuple[str, ChannelGroup]]:
+        return {f"{t}.{g.root}": (t, g) for t, groups in self.groups.items() for g in groups}
+
+    def scores(self, pl_module: nn.Module, score: Callable[[nn.Module, str, str], torch.Tensor], bn: bool = False):
+        """(scores, alive) per channel group: the member weights' scores summed per channel (BatchNorm
+        scales instead when `bn`: the criterion scores BatchNorm weights)."""
+        scores, alive = {}, {}
+        for key, (target, g) in self._groups().items():
+            gen = pl_module.get_submodule(target)
+            per_param = {}
+            for m in g.members:
+                module = gen.get_submodule(m.path)
+                if m.param == "weight" and isinstance(module, nn.modules.batchnorm._BatchNorm) == bn:
+                    per_param[(m.path, m.param)] = score(module, f"{target}.{m.path}", "weight")
+            scores[key], alive[key] = channel_scores(per_param, g), kept_channels(gen, g).cpu()
+        return scores, alive
+
+    def weights(self, pl_module: nn.Module) -> dict[str, torch.Tensor]:
+        raise ValueError("pruning.reference=std (Han's rule) compares weights, not channel groups: use reference=mean")
+
+    def select(self, scores: dict, alive: dict, sparsity: float) -> dict[str, torch.Tensor]:
+        return select_channels(scores, alive, sparsity, self.scope, self.min_keep, self.round_to)
+
+    def apply(self, pl_module: nn.Module, keep: dict[str, torch.Tensor]) -> None:
+        for target, groups in self.groups.items():
+            gen = pl_module.get_submodule(target)
+            decisions = {g.root: keep[f"{target}.{g.root}"] for g in groups}
+            with torch.no_grad():
+                for (path, name), mask in member_masks(gen, groups, decisions).items():
+                    set_mask(gen.get_submodule(path), name, mask)
+
+    def report(self, pl_module: nn.Module) -> list[dict[str, Any]]:
+        rows = weight_report(prunable_layers(pl_module, self.targets, self.ignore))
+        groups = self._groups()
+        for row in rows:
+            if row["layer"] in groups:
+                target, g = groups[row["layer"]]
+                row["channels"], row["channels_kept"] = g.size, int(kept_channels(pl_module.get_submodule(target), g).sum())
+        return rows
+
+    def sparsity(self, pl_module: nn.Module) -> float:
+        rows = [r for r in self.report(pl_module) if "channels" in r]
+        return 1 - sum(r["channels_kept"] for r in rows) / sum(r["channels"] for r in rows)
