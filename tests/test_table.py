@@ -135,8 +135,10 @@ def test_series_are_named_by_method(tmp_path):
     _run(tmp_path, "p5", 0, ["pruning.final_sparsity=0.5", "distill=output"], 3.0, 50)
     _run(tmp_path, "p7", 0, ["pruning.final_sparsity=0.75", "distill=output"], 4.0, 25)
     _run(tmp_path, "ft", 0, ["pruning.final_sparsity=0.75", "distill=none"], 9.0, 25)
+    _run(tmp_path, "long", 0, ["pruning.final_sparsity=0.75", "distill=output", "trainer.max_epochs=41"], 3.5, 25)
     rows = write_table(tmp_path)
-    assert {r["series"] for r in rows} == {"dense", "magnitude structured (layer) + distillation", "magnitude structured (layer)"}
+    assert {r["series"] for r in rows} == {"dense", "magnitude structured (layer)", "magnitude structured (layer) + distillation",
+                                           "magnitude structured (layer) + distillation (max_epochs=41)"}
 
 
 def test_reference_file_errors_name_the_problem(tmp_path):

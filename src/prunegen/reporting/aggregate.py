@@ -102,12 +102,25 @@ def series_names(records: list[dict[str, Any]]) -> dict[tuple, str]:
     for name in set(names.values()):
         same = [s for s, n in names.items() if n == name]
         if len(same) > 1:
-            varying = _differing([dict(s[0]) for s in same])
-            for s in same:
-                o = dict(s[0])
-                extra = ", ".join(f"{k.split('.')[-1]}={_short(o[k])}" for k in varying if k in o)
-                names[s] = f"{name} ({extra})" if extra else name
+            for s, extra in _tell_apart([dict(s[0]) for s in same]).items():
+                names[same[s]] = f"{name} ({extra})" if extra else name
     return names
+
+
+def _tell_apart(overrides: list[dict[str, str]]) -> dict[int, str]:
+    """Few overrides that name each of these series apart, taken greedily: those every series sets first,
+    paths last, each kept only if it splits series that were still named alike."""
+    def texts(keys: list[str]) -> dict[int, str]:
+        return {i: ", ".join(f"{k.split('.')[-1]}={_short(o[k])}" for k in keys if k in o) for i, o in enumerate(overrides)}
+
+    candidates = sorted(_differing(overrides), key=lambda k: (not all(k in o for o in overrides), "ckpt" in k, k))
+    chosen: list[str] = []
+    for key in candidates:
+        if len(set(texts(chosen).values())) == len(overrides):
+            break
+        if len(set(texts(chosen + [key]).values())) > len(set(texts(chosen).values())):
+            chosen.append(key)
+    return texts(chosen)
 
 
 def _mean_std(members: list[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
