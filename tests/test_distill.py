@@ -2,6 +2,7 @@ import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from prunegen.distill import DistillationCallback, Distiller
 from prunegen.pruning.masks import unmasked_copy
@@ -57,7 +58,7 @@ def test_compress_pipeline_end_to_end(make_cfg, tmp_path, distill):
     assert not torch.equal(unmasked_copy(student).net[0].weight, teacher.net[0].weight)
 
 
-def _fit_compress(make_cfg, order, *extra, callbacks=()):
+def _fit_compress(make_cfg, order, *extra, callbacks=(), ckpt_path=None):
     """A tiny compress fit (dense epoch 0, round + teacher at its end, distillation after) with the pruning and
     distillation callbacks in `order`; returns (model, distillation callback, trainer)."""
     cfg = make_cfg("experiment=compress_digits", "trainer.max_epochs=2", "pruning.start_epoch=0", "pruning.end_epoch=0",
@@ -65,10 +66,11 @@ def _fit_compress(make_cfg, order, *extra, callbacks=()):
     L.seed_everything(0)
     model, dm = instantiate(cfg.model), instantiate(cfg.data)
     named = {"distill": instantiate(cfg.distill), "pruning": instantiate(cfg.pruning)}
-    trainer = L.Trainer(max_epochs=cfg.trainer.max_epochs, limit_train_batches=2, logger=False, enable_checkpointing=False,
+    saves = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    trainer = L.Trainer(max_epochs=cfg.trainer.max_epochs, limit_train_batches=2, logger=False, enable_checkpointing=saves,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         callbacks=[*callbacks, *(named[k] for k in order)])
-    trainer.fit(model, datamodule=dm)
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     return model, named["distill"], trainer
 
 
@@ -276,3 +278,31 @@ def test_cosine_distillation_runs_its_plan_through_the_trainer(make_cfg):
     expected = [0.5 * 1e-3 * (1 + math.cos(math.pi * k / 4)) for k in range(4)]
     assert probe.lrs[:2] == [5e-4, 5e-4]  # the dense epoch at the recipe's lr
     assert probe.lrs[2:] == pytest.approx(expected, rel=1e-12)
+
+
+class StopAfter(L.Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True
+
+
+def test_resumed_cosine_distillation_equals_uninterrupted(make_cfg, tmp_path):
+    """Killed after epoch 1 (the round at the end of epoch 0, one distilled epoch) and resumed: the student's lr
+    plan comes back with the checkpoint, so weights and lr end as in the uninterrupted run."""
+    from prunegen.rng import RNGStateCallback
+
+    extra = ("trainer.max_epochs=4", "distill.lr_schedule=cosine")
+    order = ("distill", "pruning")
+    full, _, full_trainer = _fit_compress(make_cfg, order, *extra, callbacks=[RNGStateCallback()])
+    saver = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_epochs=1, save_top_k=-1)
+    _fit_compress(make_cfg, order, *extra, callbacks=[RNGStateCallback(), saver, StopAfter(1)])
+    resumed, cb, trainer = _fit_compress(make_cfg, order, *extra, callbacks=[RNGStateCallback()],
+                                         ckpt_path=tmp_path / "last.ckpt")
+    assert cb.started_epoch == 1
+    for module in ("generator", "ema"):
+        a, b = getattr(full, module).state_dict(), getattr(resumed, module).state_dict()
+        assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a), module
+    assert trainer.optimizers[0].param_groups[0]["lr"] == full_trainer.optimizers[0].param_groups[0]["lr"]
