@@ -71,13 +71,13 @@ def onnx_runner(model: nn.Module, z: torch.Tensor, path: Path):
     return lambda z: session.run(None, {"z": z.numpy()})[0]
 
 
-def runners(models: dict[str, nn.Module], runtimes: list[str], z: torch.Tensor, tmp: Path) -> dict:
+def runners(models: dict[str, nn.Module], runtimes: list[str], z: torch.Tensor, tmp: Path, backend: str = "inductor") -> dict:
     out = {}
     for name, m in models.items():
         if "eager" in runtimes:
             out[("eager", name)] = m
         if "compile" in runtimes:
-            compiled = torch.compile(m)
+            compiled = torch.compile(m, backend=backend)
             with torch.no_grad():
                 compiled(z)  # compile outside the timed loop
             out[("compile", name)] = compiled
@@ -123,7 +123,7 @@ def layer_limit(batch: int, peak: float, repeats: int) -> None:
                   f"  {macs / t / 1e9 / peak:6.1%} of peak")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=15)
@@ -133,7 +133,8 @@ def main() -> None:
     parser.add_argument("--runtimes", nargs="+", default=["eager", "compile", "onnx"], choices=["eager", "compile", "onnx"])
     parser.add_argument("--prepare", nargs="+", default=["export", "tuned"], choices=["plain", "export", "tuned"])
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend (eager: the wiring only)")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     peak, how = peak_gmacs()
     nets = generators(args.ngf, args.image_size, args.sparsities)
@@ -141,7 +142,7 @@ def main() -> None:
     z = torch.randn(args.batch, nets["dense"].latent_dim)
     models = {f"{k} / {p}": prepare(g, p, args.batch) for p in args.prepare for k, g in nets.items()}
     with tempfile.TemporaryDirectory() as tmp:
-        fns = runners(models, args.runtimes, z, Path(tmp))
+        fns = runners(models, args.runtimes, z, Path(tmp), args.compile_backend)
         med = interleaved(fns, z, args.repeats)
     print(f"DCGAN ngf={args.ngf} {args.image_size}px, batch {args.batch}, {args.threads} thread(s), median of {args.repeats}, "
           f"core peak {peak:.0f} GMAC/s ({how})")

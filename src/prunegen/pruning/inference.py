@@ -74,7 +74,7 @@ def fast_inference(generator: nn.Module, batch: int = 256, channels_last: bool =
 
 def round_widths(widths: list[int], multiple: int, mode: str = "nearest") -> list[int]:
     """Channel counts rounded to a multiple (the SIMD width: 16 fp32 lanes on AVX-512), at least `multiple`."""
-    fn = {"nearest": round, "up": math.ceil, "down": math.floor}[mode]
+    fn = {"nearest": lambda x: math.floor(x + 0.5), "up": math.ceil, "down": math.floor}[mode]
     return [max(multiple, multiple * fn(w / multiple)) for w in widths]
 
 
