@@ -47,7 +47,7 @@ def test_table_averages_seeds_and_writes_every_format(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     assert "**3 ± 1.41**" in _md(tmp_path)  # the best FID of the column is bold
     tex = (tmp_path / "table.tex").read_text()
-    assert r"\toprule" in tex and r"\textbf{3 $\pm$ 1.41}" in tex
+    assert r"\toprule" in tex and r"\textbf{3 $\pm$ 1.41}" in tex and r"pruning.final\_sparsity=0.5" in tex
 
 
 def test_failed_and_interrupted_points_are_rows_with_their_status(tmp_path):

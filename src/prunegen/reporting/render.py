@@ -101,10 +101,12 @@ def render_markdown(rows: list[dict[str, Any]], columns: list[tuple] = COLUMNS, 
     return "\n\n".join(parts + list(notes or [])) + "\n"
 
 
+TEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+       "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$"}
+
+
 def _tex(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"), ("$", r"\$")):
-        text = text.replace(a, b)
-    return text.replace("±", r"$\pm$")
+    return "".join(TEX.get(c, c) for c in text)
 
 
 def latex_table(rows: list[dict[str, Any]], columns: list[tuple]) -> str:
