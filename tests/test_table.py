@@ -59,9 +59,10 @@ def test_failed_and_interrupted_points_are_rows_with_their_status(tmp_path):
     # a failed export once left `completed` beside an error: never a good row
     _run(tmp_path, "export_failed", 1, ["pruning.final_sparsity=0.5"], 1.0, 100, error="OSError: disk full")
     rows = write_table(tmp_path)
-    status = {r["run"]: r["status"] for r in rows if r["status"] != "completed"}
-    assert status["pruning.final_sparsity=0.9"] == "failed: RuntimeError: out of memory"
-    assert status["pruning.final_sparsity=0.75"] == "interrupted: SIGTERM after epoch 2"
+    status = {r["run"]: (r["status"], r["detail"]) for r in rows if r["status"] != "completed"}
+    assert status["pruning.final_sparsity=0.9"] == ("failed", "RuntimeError: out of memory")
+    assert status["pruning.final_sparsity=0.75"] == ("interrupted", "SIGTERM after epoch 2")
+    assert "| failed: RuntimeError: out of memory |" in _md(tmp_path)
     done = next(r for r in rows if r["status"] == "completed")
     assert done["seeds"] == 1 and done["FID"] == 2.0  # the errored seed-1 run is not averaged in
     assert "failed: OSError: disk full" in _md(tmp_path)
@@ -176,7 +177,7 @@ def test_earlier_attempts_show_in_the_status(tmp_path):
     attempts = [{"status": "interrupted", "signal": "SIGTERM", "started": "t0"}, {"status": "completed", "started": "t1"}]
     _run(tmp_path, "a", 0, [], 2.0, 100, attempts=attempts, started="t1")
     (row,) = write_table(tmp_path)
-    assert row["status"] == "completed (1 earlier attempt)"
+    assert row["status"] == "completed" and "| completed (1 earlier attempt) |" in _md(tmp_path)
 
 
 def test_a_resumed_seed_stays_in_its_row(tmp_path):
@@ -184,4 +185,4 @@ def test_a_resumed_seed_stays_in_its_row(tmp_path):
     _run(tmp_path, "a", 0, [], 2.0, 100, attempts=attempts, started="t1")
     _run(tmp_path, "b", 1, [], 4.0, 100)
     (row,) = write_table(tmp_path)
-    assert row["seeds"] == 2 and row["FID"] == 3.0 and row["status"] == "completed (1 earlier attempt in 2 runs)"
+    assert row["seeds"] == 2 and row["FID"] == 3.0 and row["attempts"] == 1

@@ -143,11 +143,8 @@ def make_row(label: str, series: str, members: list[dict[str, Any]], columns: li
     """One table row from the records of one configuration (and round, and status)."""
     first = members[0]
     seeds = {s for m in members for s in m["seed_list"]}
-    status = first["status"]
-    if first["completed"] and len({m["status"] for m in members}) > 1:
-        earlier = sum(m.get("earlier_attempts", 0) for m in members)
-        status = f"completed ({earlier} earlier attempt{'s' if earlier > 1 else ''} in {len(members)} runs)"
-    row: dict[str, Any] = {"run": label, "series": series, "kind": first["kind"], "status": status,
+    row: dict[str, Any] = {"run": label, "series": series, "kind": first["kind"], "status": first["status"],
+                           "detail": first.get("detail", ""), "attempts": sum(m.get("earlier_attempts", 0) for m in members),
                            "seeds": len(seeds), "runs": len(members), "completed": first["completed"], "round": first.get("round"),
                            "samples": first.get("samples"), "extractor": first.get("metrics.extractor"),
                            "pruned": bool(first.get("pruning.method")) or first.get("round") is not None,
@@ -178,8 +175,7 @@ def aggregate(records: list[dict[str, Any]], columns: list[tuple]) -> list[dict[
         names = labels(sorted({identity(r) for r in mine}), always=("source",) if kind == "eval" else ())
         groups: dict[tuple, list[dict[str, Any]]] = {}
         for r in mine:
-            status = "completed" if r["completed"] else r["status"]  # a resumed seed is still one of the row's seeds
-            key = (identity(r), r.get("round"), status) if kind == "train" else (r["path"],)
+            key = (identity(r), r.get("round"), r["status"], r.get("detail")) if kind == "train" else (r["path"],)
             groups.setdefault(key, []).append(r)
         for members in groups.values():
             first = members[0]

@@ -12,6 +12,7 @@ import math
 import re
 from typing import Any
 
+from prunegen.reporting.render import status_cell
 from prunegen.reporting.table import table_rows
 
 PERCENT = {"remaining", "target sparsity", "sparsity"}
@@ -59,7 +60,7 @@ def long_rows(rows: list[dict[str, Any]], names: list[str]) -> tuple[list[dict],
         values["seeds"] = {"key": "seeds", "mean": r["seeds"], "std": None, "decimals": 0}
         row = {"label": _unique(label, seen), "seeds": r["seeds"], "values": values}
         if not r.get("completed"):
-            row["cells"] = {"status": r["status"]}
+            row["cells"] = {"status": status_cell(r)}
         out.append(row)
     return columns, out
 

@@ -64,6 +64,13 @@ def cell(row: dict[str, Any], name: str, fmt: str) -> str:
     return fmt.format(row[name]) + (" ± " + fmt.format(std) if std is not None else "")
 
 
+def status_cell(row: dict[str, Any]) -> str:
+    """`failed: <first line of the error>`, `interrupted: SIGTERM after epoch 2`, `completed (1 earlier attempt)`."""
+    text = row["status"] + (f": {row['detail']}" if row.get("detail") else "")
+    n = row.get("attempts") or 0
+    return text + (f" ({n} earlier attempt{'s' if n > 1 else ''})" if n else "")
+
+
 def seeds_cell(row: dict[str, Any]) -> str:
     """Distinct seeds; when some seed ran more than once, how many runs."""
     return str(row["seeds"]) + (f" ({row['runs']} runs)" if row["runs"] > row["seeds"] else "")
@@ -83,7 +90,7 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[tuple]) -> str:
     head = ["run", "status", "seeds"] + [c[0] for c in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        lines.append("| " + " | ".join([r["run"], r["status"], seeds_cell(r)] + _cells(r, cols, top, "**{}**")) + " |")
+        lines.append("| " + " | ".join([r["run"], status_cell(r), seeds_cell(r)] + _cells(r, cols, top, "**{}**")) + " |")
     return "\n".join(lines)
 
 
@@ -117,7 +124,7 @@ def latex_table(rows: list[dict[str, Any]], columns: list[tuple]) -> str:
     for r in rows:
         cells = [_tex(c) for c in _cells(r, cols, top, "@@{}@@")]
         cells = [c.replace("@@", r"\textbf{", 1).replace("@@", "}", 1) for c in cells]
-        body.append(" & ".join([_tex(r["run"]), _tex(r["status"]), seeds_cell(r)] + cells) + r" \\")
+        body.append(" & ".join([_tex(r["run"]), _tex(status_cell(r)), seeds_cell(r)] + cells) + r" \\")
     return "\n".join([r"\begin{tabular}{ll" + "r" * (len(cols) + 1) + "}", r"\toprule", head, r"\midrule",
                       *body, r"\bottomrule", r"\end{tabular}"])
 
@@ -134,7 +141,7 @@ def render_latex(rows: list[dict[str, Any]], columns: list[tuple] = COLUMNS) -> 
 
 def write_csv(rows: list[dict[str, Any]], path: Path, columns: list[tuple] = COLUMNS) -> None:
     """Every row and every column (mean and std), the status and kind included."""
-    fields = ["kind", "run", "series", "status", "seeds", "runs"]
+    fields = ["kind", "run", "series", "status", "detail", "attempts", "seeds", "runs"]
     for name, *_ in columns:
         fields += [name, f"{name} std"]
     fields += ["extractor", "samples", "paths"]

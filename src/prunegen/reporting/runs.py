@@ -30,21 +30,19 @@ def earlier_attempts(record: dict[str, Any]) -> int:
     return len(earlier)
 
 
-def status_of(record: dict[str, Any]) -> str:
-    """`completed`, or `failed: <first line of the error>`, `interrupted: <signal> after epoch <k>`.
-    A record with an `error` is never completed (a failed export once left `completed` beside its error)."""
+def status_of(record: dict[str, Any]) -> tuple[str, str]:
+    """(status, detail): (`completed`, ''), (`failed`, the first line of the error), (`interrupted`, '<signal>
+    after epoch <k>'). A record with an `error` is never completed (a failed export once left `completed`
+    beside its error)."""
     status = record.get("status") or "unknown"
     error = str(record.get("error") or "").strip()
     if error and status == "completed":
         status = "failed"
     if status == "failed":
-        status += ": " + (error.splitlines()[0] if error else "no error recorded")
-    elif status == "interrupted":
-        status += f": {record.get('signal') or 'unknown signal'} after epoch {record.get('last_epoch', '?')}"
-    earlier = earlier_attempts(record)
-    if earlier:
-        status += f" ({earlier} earlier attempt{'s' if earlier > 1 else ''})"
-    return status
+        return status, error.splitlines()[0] if error else "no error recorded"
+    if status == "interrupted":
+        return status, f"{record.get('signal') or 'unknown signal'} after epoch {record.get('last_epoch', '?')}"
+    return status, ""
 
 
 def _seed_free(value: str, seed: Any) -> str:
@@ -98,9 +96,10 @@ def load_record(path: Path) -> dict[str, Any]:
     config = raw.get("config") or {}
     seed = (raw.get("run") or {}).get("seed", config.get("seed"))
     seeds = (raw.get("run") or {}).get("seeds") or ([] if seed is None else [seed])
-    record.update(path=str(path.parent), kind=kind_of(raw), status=status_of(raw), seed_list=list(seeds),
+    status, detail = status_of(raw)
+    record.update(path=str(path.parent), kind=kind_of(raw), status=status, detail=detail, seed_list=list(seeds),
                   overrides=parse_overrides((raw.get("run") or {}).get("overrides") or [], seed),
-                  config_id=config_identity(config, seed), completed=status_of(raw).startswith("completed"), earlier_attempts=earlier_attempts(raw),
+                  config_id=config_identity(config, seed), completed=status == "completed", earlier_attempts=earlier_attempts(raw),
                   rounds=(raw.get("pruning") or {}).get("rounds") or [])
     record.pop("pruning.rounds", None)
     _derive(record)
@@ -148,6 +147,6 @@ def load_runs(root: str | Path) -> list[dict[str, Any]]:
         try:
             records.append(load_record(path))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            records.append({"path": str(path.parent), "kind": "train", "status": f"failed: unreadable metrics.json ({err})",
+            records.append({"path": str(path.parent), "kind": "train", "status": "failed", "detail": f"unreadable metrics.json ({err})",
                             "completed": False, "seed_list": [], "overrides": {}, "config_id": {}, "rounds": []})
     return records

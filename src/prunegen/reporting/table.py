@@ -12,7 +12,7 @@ from typing import Any
 
 from prunegen.reporting.aggregate import aggregate, order
 from prunegen.reporting.reference import add_reference, load_reference
-from prunegen.reporting.render import COLUMNS, columns_with, render_latex, render_markdown, seeds_cell, used, write_csv
+from prunegen.reporting.render import COLUMNS, columns_with, render_latex, render_markdown, seeds_cell, status_cell, used, write_csv
 from prunegen.reporting.runs import load_runs
 
 
@@ -64,7 +64,7 @@ def print_table(rows: list[dict[str, Any]], columns: list[tuple] = COLUMNS) -> N
     for name in ["run", "status", "seeds"] + [c[0] for c in cols]:
         table.add_column(name, overflow="fold")
     for r in rows:
-        table.add_row(r["run"], r["status"], seeds_cell(r), *[cell(r, n, f) for n, _, f, _ in cols])
+        table.add_row(r["run"], status_cell(r), seeds_cell(r), *[cell(r, n, f) for n, _, f, _ in cols])
     Console(width=220).print(table)
 
 
