@@ -1,7 +1,9 @@
 """A run killed after a pruning round and resumed from its last checkpoint ends with the same masks."""
 
+import pytest
 import torch
 
+from prunegen.lifecycle import RunInterrupted
 from prunegen.pruning.masks import prunable_layers
 from prunegen.train import train
 
@@ -13,18 +15,21 @@ def _masks(model):
     return {p: m.weight_mask.clone() for p, m in prunable_layers(model, ["generator"]).items()}
 
 
-def test_resume_gives_identical_masks(make_cfg, tmp_path):
+def test_resume_gives_identical_masks(make_cfg, tmp_path, interrupt_at):
     for granularity, criterion in [("unstructured", "gradient"), ("structured", "taylor")]:
-        common = [*SCHEDULE, f"pruning=unstructured", f"pruning.granularity={granularity}", f"pruning.criterion={criterion}"]
-        full_cfg = make_cfg(*common, "trainer.max_epochs=4")
+        common = [*SCHEDULE, f"pruning=unstructured", f"pruning.granularity={granularity}", f"pruning.criterion={criterion}",
+                  "trainer.max_epochs=4"]
+        full_cfg = make_cfg(*common)
         full_cfg.paths.output_dir = str(tmp_path / granularity / "full")
         _, full = train(full_cfg)
 
-        part_cfg = make_cfg(*common, "trainer.max_epochs=2")
+        part_cfg = make_cfg(*common)
         part_cfg.paths.output_dir = str(tmp_path / granularity / "part")
-        train(part_cfg)  # "killed" after the round at the end of epoch 1
+        interrupt_at(2)  # killed after the round at the end of epoch 1
+        with pytest.raises(RunInterrupted):
+            train(part_cfg)
 
-        resumed_cfg = make_cfg(*common, "trainer.max_epochs=4", f"ckpt_path={tmp_path / granularity / 'part' / 'checkpoints' / 'last.ckpt'}")
+        resumed_cfg = make_cfg(*common, f"ckpt_path={tmp_path / granularity / 'part' / 'checkpoints' / 'last.ckpt'}")
         resumed_cfg.paths.output_dir = str(tmp_path / granularity / "resumed")
         _, resumed = train(resumed_cfg)
 
