@@ -40,8 +40,7 @@ def generator_record(model: Any, structured: bool, ignore: list[str]) -> dict[st
 
 
 def build_callbacks(cfg: DictConfig) -> tuple[list[Any], dict[str, Any]]:
-    """Distillation first (its teacher is the model before a round), pruning (masks change before
-    anything samples), evaluation, then the rest."""
+    """The callbacks of the config's groups, then those under `callbacks:` (their order does not matter)."""
     from hydra.utils import instantiate
 
     from prunegen.checkpoint import ConfigInCheckpoint
