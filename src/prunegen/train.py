@@ -40,7 +40,8 @@ def generator_record(model: Any, structured: bool, ignore: list[str]) -> dict[st
 
 
 def build_callbacks(cfg: DictConfig) -> tuple[list[Any], dict[str, Any]]:
-    """The callbacks of the config's groups, then those under `callbacks:` (their order does not matter)."""
+    """The callbacks of the config's groups (pruning before evaluation: a round at the last epoch is what gets
+    scored), then those under `callbacks:`."""
     from hydra.utils import instantiate
 
     from prunegen.checkpoint import ConfigInCheckpoint
