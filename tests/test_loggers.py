@@ -85,3 +85,22 @@ def test_wandb_offline_run_resumed_from_its_checkpoint_keeps_its_id(tmp_path, mo
 def test_wandb_mode_is_checked(tmp_path):
     with pytest.raises(ValueError, match="logger.wandb.mode.*'offlin'"):
         wandb_logger(str(tmp_path), seed=0, mode="offlin")
+
+
+def test_dense_vs_compact_grid_draws_both_from_the_same_latents(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import prunegen.reporting.samples as samples
+    from prunegen.models.networks.dcgan import DCGANGenerator
+
+    seen = []
+    original = samples.sample_generator
+    monkeypatch.setattr(samples, "sample_generator", lambda net, n, generator: seen.append(torch.randn(n, 16, generator=generator)) or original(net, n, generator=generator))
+    dense = DCGANGenerator(latent_dim=16, ngf=8, image_size=16, num_classes=10)
+    compact = DCGANGenerator(latent_dim=16, image_size=16, num_classes=10, widths=[4, 2])
+    labels = (samples.describe("dense", 4_456_448, 0.985), samples.describe("compact", 327_680, None))
+    assert labels == ("dense · 4.46 M MACs · FID 0.98", "compact · 0.33 M MACs")
+    path = samples.dense_vs_compact_grid(dense, compact, tmp_path / "dense_vs_compact.png", labels, num_images=16)
+    assert len(seen) == 2 and torch.equal(seen[0], seen[1])
+    width, height = Image.open(path).size
+    assert width > height > 0

@@ -39,8 +39,11 @@ def export_onnx(generator: nn.Module, path: str | Path, opset: int = OPSET) -> P
     names = ["z", "labels"][: len(args)]
     batch = torch.export.Dim("batch", min=1)
     dynamic = {name: {0: batch} for name in names}
-    exporter_log = logging.getLogger("torch.onnx")
-    level, exporter_log.level = exporter_log.level, logging.ERROR  # the exporter logs its opset choice
+    # the exporter and its graph optimizer (onnxscript, onnx_ir) log every pass at INFO
+    chatty = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [log.level for log in chatty]
+    for log in chatty:
+        log.setLevel(logging.ERROR)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # one Dim shared by z and labels: torch notes that the second name is not used
@@ -50,7 +53,8 @@ def export_onnx(generator: nn.Module, path: str | Path, opset: int = OPSET) -> P
                 opset_version=opset, dynamo=True, verbose=False, optimize=True,
             )
     finally:
-        exporter_log.level = level
+        for log, level in zip(chatty, levels):
+            log.setLevel(level)
     program.save(str(path))
     return path
 
