@@ -38,8 +38,10 @@ run: install
 		hydra.sweep.dir=$(RUN_DIR)/compact
 	$(BIN)/prunegen-table $(RUN_DIR)
 
+# Two pytest-xdist workers (each with its own cached classifier and real statistics); the slow end-to-end
+# tests (marked `slow`) run too: `pytest -m "not slow"` skips them when iterating.
 test: install-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --durations=10
 
 # Rerun the sweep behind every README results table (docs/results/NAME.json) and rewrite the table
 # between its <!-- table:NAME --> markers. TABLES=NAME picks one; ARGS=--check only reports the cells

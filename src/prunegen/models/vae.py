@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from typing_extensions import override
 
+from prunegen.fast import should_log
 from prunegen.models.gan import check_labels_match
 from prunegen.models.objective import GeneratorLR, GeneratorObjective
 from prunegen.models.sampler import sample_generator
@@ -106,18 +107,18 @@ class VAE(GeneratorObjective, L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         x, y = batch
         labels = y if self.num_classes else None
-        total, logs = None, {}
+        total, logs, log = None, {}, should_log(self)  # self.log only where it is read (prunegen.fast)
         if self.base_loss_weight:
             terms = self.loss_terms(x, labels)
-            for key, value in terms.items():
+            for key, value in terms.items() if log else ():
                 self.log(f"train/{key}", value, prog_bar=key == "elbo")
             total = terms["elbo"] if self.base_loss_weight == 1 else self.base_loss_weight * terms["elbo"]
         if self.generator_losses:
             z = torch.randn(x.shape[0], self.latent_dim, device=self.device)  # the prior's latents
             total = self._add_terms(total, z, labels, self._generate(z, labels), logs)
-        for key, value in logs.items():
+        for key, value in logs.items() if log else ():
             self.log(key, value.detach())
-        if total is not None:
+        if total is not None and log:
             self.log("train/total", total.detach())
         return total
 
