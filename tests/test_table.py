@@ -1,3 +1,4 @@
+import csv
 import json
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def test_failed_and_interrupted_points_are_rows_with_their_status(tmp_path):
     assert status["pruning.final_sparsity=0.9"] == ("failed", "RuntimeError: out of memory")
     assert status["pruning.final_sparsity=0.75"] == ("interrupted", "SIGTERM after epoch 2")
     assert "| failed: RuntimeError: out of memory |" in _md(tmp_path)
+    csv_status = sorted(r["status"] for r in csv.DictReader((tmp_path / "table.csv").open()))
+    assert csv_status == ["completed", "failed: OSError: disk full", "failed: RuntimeError: out of memory",
+                          "interrupted: SIGTERM after epoch 2"]
     done = next(r for r in rows if r["status"] == "completed")
     assert done["seeds"] == 1 and done["FID"] == 2.0  # the errored seed-1 run is not averaged in
     assert "failed: OSError: disk full" in _md(tmp_path)

@@ -140,7 +140,8 @@ def render_latex(rows: list[dict[str, Any]], columns: list[tuple] = COLUMNS) -> 
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path, columns: list[tuple] = COLUMNS) -> None:
-    """Every row and every column (mean and std), the status and kind included."""
+    """Every row and every column (mean and std), the kind and status included: `status` as the tables show it
+    (`failed: <first line of the error>`), `detail` and `attempts` (earlier attempts) apart as well."""
     fields = ["kind", "run", "series", "status", "detail", "attempts", "seeds", "runs"]
     for name, *_ in columns:
         fields += [name, f"{name} std"]
@@ -149,4 +150,4 @@ def write_csv(rows: list[dict[str, Any]], path: Path, columns: list[tuple] = COL
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({**r, "paths": " ".join(r.get("paths") or [])})
+            writer.writerow({**r, "status": status_cell(r), "paths": " ".join(r.get("paths") or [])})
