@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -22,12 +23,12 @@ def test_structured_run_exports_a_compact_generator(make_cfg, tmp_path, criterio
     cfg = make_cfg("pruning=structured", f"pruning.criterion={criterion}", "pruning.start_epoch=0",
                    "pruning.end_epoch=0", "pruning.final_sparsity=0.5", "model.generator.ngf=8")
     record, objects = train(cfg)
-    # a run folder as prunegen-train leaves it: the composed config beside the checkpoints
-    (tmp_path / "run" / ".hydra").mkdir()
-    (tmp_path / "run" / ".hydra" / "config.yaml").write_text(__import__("omegaconf").OmegaConf.to_yaml(cfg))
     assert record["generator"]["macs_effective"] < record["generator"]["macs"] / 3
+    moved = tmp_path / "elsewhere" / "pruned.ckpt"  # the checkpoint carries its config: no run folder needed
+    moved.parent.mkdir()
+    shutil.copy(tmp_path / "run" / "checkpoints" / "last.ckpt", moved)
 
-    result = export(_export_cfg(tmp_path / "run" / "checkpoints" / "last.ckpt", tmp_path / "export"))
+    result = export(_export_cfg(moved, tmp_path / "export"))
     on_disk = json.loads((tmp_path / "export" / "export.json").read_text())
     assert on_disk["max_abs_diff"] <= 1e-5
     assert on_disk["compact"]["macs"] == record["generator"]["macs_effective"]
@@ -45,8 +46,6 @@ def test_structured_run_exports_a_compact_generator(make_cfg, tmp_path, criterio
 def test_export_refuses_a_wrong_compaction(make_cfg, tmp_path, monkeypatch):
     cfg = make_cfg("pruning=structured", "pruning.start_epoch=0", "pruning.end_epoch=0")
     train(cfg)
-    (tmp_path / "run" / ".hydra").mkdir()
-    (tmp_path / "run" / ".hydra" / "config.yaml").write_text(__import__("omegaconf").OmegaConf.to_yaml(cfg))
     import prunegen.export as ex
 
     def broken(generator, ignore=()):

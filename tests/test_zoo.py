@@ -25,7 +25,7 @@ from prunegen.models.networks import (
 )
 from prunegen.models.vae import VAE
 from prunegen.pruning import PruningCallback
-from prunegen.pruning.masks import prunable_layers
+from prunegen.pruning.masks import get_mask, is_masked, prunable_layers, restore_masks
 
 GANS = ["dcgan", "lsgan", "wgan_gp", "sngan", "sngan_resnet", "cgan"]
 VAES = ["vae", "beta_vae", "cvae"]
@@ -215,15 +215,13 @@ def test_ema_stays_out_of_pruning_and_follows_masks(make_cfg):
     model.sample(4)  # re-masks the EMA
     for path, layer in layers.items():
         ema_layer = model.ema.get_submodule(path.removeprefix("generator."))
-        assert (ema_layer.weight[layer.weight_mask == 0] == 0).all()
-        assert not hasattr(ema_layer, "weight_mask")
+        assert (ema_layer.weight[get_mask(layer) == 0] == 0).all()
+        assert not is_masked(ema_layer)
     z = torch.randn(4, model.latent_dim)
     model.use_ema_weights()
     model.eval()
     assert torch.allclose(model.generator(z), model.ema(z))
     fresh = instantiate(make_cfg("model.ema_decay=0.9").model)
-    from prunegen.pruning.masks import restore_masks
-
     restore_masks(fresh, model.state_dict())
     fresh.load_state_dict(model.state_dict())
     fresh.eval()
@@ -255,7 +253,7 @@ def test_pruned_vae_checkpoint_loads_into_fresh_module(make_cfg, tmp_path):
                                      generator=instantiate(cfg.model.generator), optimizer=None, weights_only=False)
     z = torch.randn(3, model.latent_dim)
     model.eval(), fresh.eval()
-    assert torch.equal(fresh.generator.net[0].weight_mask, model.generator.net[0].weight_mask)
+    assert torch.equal(get_mask(fresh.generator.net[0]), get_mask(model.generator.net[0]))
     assert torch.allclose(fresh.generator(z), model.generator(z))
 
 
@@ -264,3 +262,21 @@ def test_digits_experiments_compose_and_build(make_cfg, experiment):
     cfg = make_cfg(f"experiment={experiment}", tiny=False)
     model = instantiate(cfg.model)
     assert model.name == cfg.model.name and model.sample(2).shape == (2, 1, 32, 32)
+
+
+EXPERIMENTS = sorted(str(p.relative_to(Path(CONFIG_DIR, "experiment")).with_suffix(""))
+                     for p in Path(CONFIG_DIR, "experiment").rglob("*.yaml") if not p.name.endswith(".reference.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_builds_its_model(make_cfg, experiment):
+    cfg = make_cfg(f"experiment={experiment}", tiny=False)
+    assert instantiate(cfg.model).name == cfg.model.name
+
+
+def test_networks_are_sub_groups_of_the_model(make_cfg):
+    cfg = make_cfg("model=dcgan", "model/generator=resnet", "model.generator.ngf=8", tiny=False)
+    assert isinstance(instantiate(cfg.model).generator, ResNetGenerator)
+    resnet, dcgan = make_cfg("model=sngan_resnet", tiny=False).model, make_cfg("model=dcgan", tiny=False).model
+    assert resnet.loss == "hinge" and "gp_weight" not in resnet and resnet.n_critic == dcgan.n_critic
+    assert make_cfg("model=wgan_gp", tiny=False).model.gp_weight == 10.0
