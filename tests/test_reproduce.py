@@ -201,3 +201,11 @@ def test_cli_writes_then_checks_a_table_built_from_runs(lth, capsys):
     with pytest.raises(SystemExit) as done:
         main([*args, "--check"])
     assert done.value.code == 1 and "64.0% / random_pruning: committed 1.00" in capsys.readouterr().out
+
+
+def test_all_skips_a_table_the_readme_has_no_place_for(tiny, capsys):
+    (tiny / "results" / "unplaced.json").write_text((tiny / "results" / "tiny.json").read_text().replace('"tiny"', '"unplaced"'))
+    with pytest.raises(SystemExit) as done:
+        main(["--all", "--render", "--data-dir", str(tiny / "results"), "--readme", str(tiny / "README.md")])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "unplaced: skipped" in out and "tiny: README block unchanged" in out

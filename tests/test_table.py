@@ -190,3 +190,23 @@ def test_a_resumed_seed_stays_in_its_row(tmp_path):
     _run(tmp_path, "b", 1, [], 4.0, 100)
     (row,) = write_table(tmp_path)
     assert row["seeds"] == 2 and row["FID"] == 3.0 and row["attempts"] == 1
+
+
+def test_remaining_plot_draws_the_paper_curve_and_marks_sparsities(tmp_path, monkeypatch):
+    import prunegen.reporting.plot as plot
+
+    figures = []
+    monkeypatch.setattr(plot.plt, "close", figures.append)  # keep the figure to look at it
+    for seed in (0, 1):
+        _imp(tmp_path, f"imp{seed}", seed, [2.0, 1.8, 2.2])
+    write_table(tmp_path, reference=REFERENCE)
+    fig = figures[-1]  # fid_vs_remaining.png is drawn last
+    fid_axis, ratio_axis = fig.axes[:2]
+    paper = next(line for line in fid_axis.get_lines() if line.get_label().startswith("GAN-LTH"))
+    assert list(paper.get_xdata()) == pytest.approx([100, 80, 64, 51.2, 41, 32.8, 26.2, 21, 16.8, 13.4, 10.7])
+    assert list(paper.get_ydata())[:2] == [15.7, 14.2]
+    ratios = [list(line.get_ydata()) for line in ratio_axis.get_lines() if len(line.get_xdata()) == 11]
+    assert ratios and ratios[0][1] == pytest.approx(14.2 / 15.7)
+    assert {t.get_text() for t in fid_axis.texts} == {"0", "0.2", "0.36"}  # each point marked with its sparsity
+    assert "IMP (magnitude, global)" in [line.get_label() for line in fid_axis.get_lines()] + \
+        [c.get_label() for c in fid_axis.containers]

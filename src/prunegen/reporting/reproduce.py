@@ -139,7 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=str(DATA_DIR))
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir)
-    names = sorted(p.stem for p in data_dir.glob("*.json")) if args.all else args.names
+    names = args.names
+    if args.all:  # the tables the README has a place for (a table not yet placed there is named, not run)
+        text = Path(args.readme).read_text()
+        names = [p.stem for p in sorted(data_dir.glob("*.json")) if f"<!-- table:{p.stem} -->" in text]
+        for p in sorted(data_dir.glob("*.json")):
+            if p.stem not in names:
+                print(f"[reproduce] {p.stem}: skipped, the README has no <!-- table:{p.stem} --> markers yet")
     if not names:
         parser.error("name a table (docs/results/NAME.json) or pass --all")
     if args.runs and len(names) > 1:
