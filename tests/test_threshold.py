@@ -197,3 +197,11 @@ def test_bitmask_storage_is_lossless_and_smaller_when_sparse():
     assert all(torch.equal(back[k], v) for k, v in state.items())
     assert blob["net.0.weight"]["bits"].numel() == w.numel() // 8
     assert blob["net.0.weight"]["values"].numel() == int(w.count_nonzero())
+
+
+def test_han_experiment_composes_to_hans_rule(make_cfg):
+    cfg = make_cfg("experiment=han_digits", tiny=False)
+    cb = instantiate(cfg.pruning)
+    assert (cb.amount, cb.reference, cb.criterion, cb.granularity, cb.scope) == ("threshold", "std", "magnitude", "unstructured", "layer")
+    assert cb.schedule.is_round(99) and cb.schedule.last_round_epoch == 114 < cfg.trainer.max_epochs
+    assert cfg.distill is not None and cfg.distill.output_weight > 0
