@@ -134,3 +134,25 @@ def test_lightning_modelpruning_baseline_reaches_target(make_cfg):
     assert record["pruning"]["method"] == "lightning_modelpruning"
     assert record["pruning"]["achieved_sparsity"] == pytest.approx(0.6, abs=0.01)
     assert not any(n.endswith("_mask") for n, _ in objects["model"].discriminator.named_buffers())
+
+
+def test_criterion_as_a_target_node_declares_its_needs(make_cfg):
+    """`pruning.criterion` is a name or a `_target_` node building any Criterion; the callback collects what it needs."""
+    from prunegen.pruning.criteria import Criterion, Magnitude
+
+    cfg = make_cfg("pruning=unstructured", "~pruning.criterion", "+pruning.criterion={_target_: prunegen.pruning.criteria.Magnitude, p: 2}")
+    cb = instantiate(cfg.pruning)
+    assert isinstance(cb.importance, Magnitude) and cb.criterion == "magnitude_l2"
+    assert instantiate(make_cfg("pruning=unstructured", "pruning.criterion=taylor").pruning).importance.needs == {"weights", "gradients"}
+
+    class FirstInput(Criterion):  # a new criterion is one class: a name, what it needs, a score per weight
+        name = "first_input_channel"
+
+        def __call__(self, module, name, stats):
+            w = module.weight.detach()
+            return torch.zeros_like(w).index_fill_(1, torch.tensor([0]), 1.0)
+
+    model = _model(make_cfg)
+    PruningCallback(criterion=FirstInput()).prune(model, 0.5)
+    mask = get_mask(model.generator.net[3])
+    assert mask[:, 0].all() and mask.sum() == pytest.approx(0.5 * mask.numel())
