@@ -150,12 +150,14 @@ def test_a_template_naming_an_unknown_value_is_an_error(tiny):
 REFERENCE = ROOT / "docs" / "results" / "references" / "gan_lth_sngan_cifar10.yaml"
 
 
-def _rounds_run(root, name, seed, fids, overrides=(), criterion="magnitude"):
-    rounds = [{"round": i, "sparsity": round(1 - 0.8 ** i, 4), "remaining": round(0.8 ** i, 4), "fid": f, "fid_best": f,
+def _rounds_run(root, name, seed, fids, overrides=(), criterion="magnitude", protocol="imp"):
+    # as pruning/imp.py writes them: achieved sparsity (a hair off the target) and the protocol's target
+    rounds = [{"round": i, "sparsity": 1 - 0.8 ** i + 1e-4 * seed * (i > 0), "remaining": 0.8 ** i - 1e-4 * seed * (i > 0),
+               "target_sparsity": 1 - 0.8 ** i, "fid": f, "fid_best": f,
                "kid_mean": 0.01, "is_mean": 2.0, "class_coverage": 9.0, "epoch": i} for i, f in enumerate(fids)]
     record = {"status": "completed", "run": {"seed": seed, "overrides": [f"seed={seed}", "experiment=paper/gan_lth_digits", *overrides]},
               "metrics": {"fid": fids[-1], "extractor": "classifier"},
-              "pruning": {"method": "unstructured_global", "criterion": criterion, "rounds": rounds},
+              "pruning": {"method": f"{protocol}_global", "protocol": protocol, "criterion": criterion, "rounds": rounds},
               "config": {"task_name": "train", "seed": seed, "pruning": {"criterion": criterion, "ticket_masks": None}}}
     (root / name).mkdir(parents=True)
     (root / name / "metrics.json").write_text(json.dumps(record))
@@ -166,9 +168,10 @@ def lth(tmp_path):
     runs = tmp_path / "runs"
     for seed, d in [(0, 0.0), (1, 0.2)]:
         _rounds_run(runs, f"imp_seed{seed}", seed, [2.0 + d, 1.9 + d, 2.1 + d])
-        _rounds_run(runs, f"random_seed{seed}", seed, [2.0 + d, 3.0 + d, 4.0 + d], ["pruning.criterion=random"], "random")
+        _rounds_run(runs, f"random_seed{seed}", seed, [2.0 + d, 3.0 + d, 4.0 + d], ["pruning.criterion=random"], "random",
+                    "random_pruning")
         _rounds_run(runs, f"ticket_seed{seed}", seed, [2.0 + d, 2.5 + d, 3.5 + d],
-                    [f"pruning.ticket_masks={runs}/imp_seed{seed}/imp_masks.pt"])
+                    [f"pruning.ticket_masks={runs}/imp_seed{seed}/imp_masks.pt"], protocol="random_ticket")
     data = {"name": "lth", "provenance": "not yet measured", "commands": [], "sweep_dir": str(runs), "columns": [], "rows": [],
             "from_table": {"reference": str(REFERENCE), "pivot": {"by": "remaining", "value": "FID / dense"}}}
     (tmp_path / "results").mkdir()

@@ -75,11 +75,12 @@ def method_name(record: dict[str, Any]) -> str:
 def _rounds_name(record: dict[str, Any]) -> str:
     """GAN-LTH's three lines: IMP, random pruning to the same sparsities, the random ticket (IMP's masks on
     re-initialised weights)."""
+    protocol = record.get("pruning.protocol")  # imp | random_pruning | random_ticket (pruning/imp.py)
     ticket = record["overrides"].get("pruning.ticket_masks", json.loads(record["config_id"].get("pruning.ticket_masks", "null")))
-    if ticket not in (None, "null"):
+    if protocol == "random_ticket" or (protocol is None and ticket not in (None, "null")):
         return "random ticket (IMP masks, re-initialised)"
     criterion = record.get("pruning.criterion") or json.loads(record["config_id"].get("pruning.criterion", "null"))
-    if criterion == "random":
+    if protocol == "random_pruning" or (protocol is None and criterion == "random"):
         return "random pruning"
     scope = str(record.get("pruning.method") or "").rpartition("_")[2]
     return "IMP (" + ", ".join(p for p in (criterion, scope) if p) + ")"
