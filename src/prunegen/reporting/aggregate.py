@@ -63,9 +63,8 @@ def method_name(record: dict[str, Any]) -> str:
         return "Lightning ModelPruning"
     if record.get("round") is not None:
         return _rounds_name(record)
-    parts = []
-    parts += [str(record.get("pruning.criterion") or ""), str(method or "").replace("_", " (") + (")" if "_" in str(method) else "")]
-    name = " ".join(p for p in parts if p)
+    granularity, _, scope = str(method or "").partition("_")  # structured_layer -> structured (layer)
+    name = " ".join(p for p in (record.get("pruning.criterion"), granularity) if p) + (f" ({scope})" if scope else "")
     distill = record["overrides"].get("distill")
     if distill not in (None, "none", "null") or (distill is None and any(k.startswith("distill.") for k in record["config_id"])):
         name += " + distillation"
