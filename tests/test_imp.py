@@ -129,6 +129,9 @@ def test_random_pruning_control_reaches_same_sparsities(make_cfg):
     rnd_model, rnd, _ = _fit(make_cfg, "pruning.criterion=random")
     assert [r["sparsity"] for r in rnd.round_rows] == pytest.approx([r["sparsity"] for r in imp.round_rows], abs=1e-4)
     assert rnd.record(None, rnd_model)["pruning"]["protocol"] == "random_pruning"
+    _, late, _ = _fit(make_cfg, "pruning.criterion=random", "pruning.start_round=1", "trainer.max_epochs=2")
+    assert [r["round"] for r in late.round_rows] == [1, 2]  # a control on the last rounds only
+    assert [r["sparsity"] for r in late.round_rows] == pytest.approx([0.2, 0.36], abs=1e-3)
 
 
 def test_random_ticket_has_imp_masks_and_other_weights(make_cfg, tmp_path):
@@ -144,10 +147,15 @@ def test_random_ticket_has_imp_masks_and_other_weights(make_cfg, tmp_path):
     imp_d = _sub(imp.resetter.weights, "discriminator.")
     assert all(torch.equal(v, ticket.resetter.weights[k]) for k, v in imp_d.items())  # same D init: only G re-drawn
     assert probe.after[0]["opt_states"] == [0, 0]
+    late_model, late, _ = _fit(make_cfg, f"pruning.ticket_masks={masks_file}", "pruning.save_masks=null",
+                               "pruning.start_round=2", "trainer.max_epochs=1")
+    late_layers = prunable_layers(late_model, ["generator"])
+    assert all(torch.equal(get_mask(imp_layers[p]), get_mask(late_layers[p])) for p in imp_layers)
+    assert [r["round"] for r in late.round_rows] == [2]
 
 
 @pytest.mark.parametrize("overrides, match", [
-    (["trainer.max_epochs=4"], r"trainer.max_epochs.*pruning.rounds x pruning.epochs_per_round"),
+    (["trainer.max_epochs=4"], r"trainer.max_epochs.*pruning.rounds.*pruning.epochs_per_round"),
     (["pruning.ticket_masks=/nonexistent/imp_masks.pt"], "pruning.ticket_masks"),
     (["pruning.reset=[critic]"], "pruning.reset"),
 ])
@@ -158,7 +166,8 @@ def test_bad_settings_fail_before_training(make_cfg, overrides, match):
 
 
 @pytest.mark.parametrize("kwargs, key", [({"rate": 0}, "rate"), ({"rewind": None}, "rewind"),
-                                         ({"init": "orthogonal"}, "init"), ({"rewind": "epoch_3"}, "rewind")])
+                                         ({"init": "orthogonal"}, "init"), ({"rewind": "epoch_3"}, "rewind"),
+                                         ({"start_round": 1}, "start_round"), ({"start_round": 5, "rounds": 5}, "start_round")])
 def test_bad_constructor_args(kwargs, key):
     with pytest.raises(ValueError, match=f"pruning.{key}"):
         IterativeMagnitudePruning(**{"epochs_per_round": 2, **kwargs})
@@ -202,3 +211,22 @@ def test_sngan_cifar10_paper_experiment_trains_two_steps_per_round(make_cfg, tmp
     assert [r["round"] for r in rows] == [0, 1] and rows[1]["sparsity"] == pytest.approx(0.2, abs=1e-4)
     assert objects["trainer"].global_step > 0
     assert "generator.stem" not in prunable_layers(objects["model"], ["generator"], cfg.pruning.ignore)
+
+
+@pytest.mark.slow
+def test_early_bird_distance_and_ticket(make_cfg):
+    from prunegen.pruning.early_bird import max_pairwise_distance
+
+    a = torch.tensor([1, 1, 0, 0], dtype=torch.bool)
+    assert max_pairwise_distance([a, a.clone(), torch.tensor([1, 0, 1, 0], dtype=torch.bool)]) == 0.5
+    cfg = make_cfg("pruning=early_bird", "pruning.window=2", "pruning.tolerance=0.99", "pruning.final_sparsity=0.4",
+                   "trainer.max_epochs=4", "callbacks.sample_grid=null")
+    record, objects = train(cfg)
+    bird = record["pruning"]["early_bird"]
+    assert bird["epoch"] == 1 and bird["max_pairwise_distance"] <= 0.99  # the first epoch with 2 masks to compare
+    assert bird["dense_epochs_saved_fraction"] == pytest.approx(0.5)
+    assert objects["pruning"].sparsity(objects["model"]) == pytest.approx(0.4, abs=1e-3)
+    cfg = make_cfg("pruning=early_bird", "pruning.tolerance=0.0", "trainer.max_epochs=2", "callbacks.sample_grid=null")
+    cfg.paths.output_dir += "_never"
+    never = train(cfg)[0]
+    assert never["pruning"]["early_bird"] is None and never["generator"]["sparsity"] == 0.0

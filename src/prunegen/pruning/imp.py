@@ -30,6 +30,9 @@ class IterativeMagnitudePruning(PruningCallback):
     Controls: `criterion=random` prunes at random to the same sparsities; `ticket_masks=PATH` (the
     `save_masks` file of an IMP run) trains that run's mask of every round on re-initialised weights
     (random tickets). `init` re-initialises G and the `reset` modules before training (GAN-LTH: xavier_uniform).
+    `start_round=k` (controls only) starts at round k with its masks: every round trains from the same initial
+    weights, so a control's round depends only on its mask, and random masks at the sparsity of round k are
+    what k rounds of random pruning give.
     """
 
     def __init__(
@@ -49,8 +52,9 @@ class IterativeMagnitudePruning(PruningCallback):
         save_masks: str | None = None,
         ticket_masks: str | None = None,
         ticket_seed: int = 1,
+        start_round: int = 0,
     ) -> None:
-        schedule = Geometric(rate, rounds, epochs_per_round)
+        schedule = Geometric(rate, rounds, epochs_per_round, start_round)
         if not rewind:
             raise ValueError("pruning.rewind must be 'init' or 'epoch_<k>' for iterative magnitude pruning, got null")
         super().__init__(targets, criterion, "unstructured", scope, schedule.final, min_keep=min_keep, ignore=ignore, rewind=rewind)
@@ -60,6 +64,9 @@ class IterativeMagnitudePruning(PruningCallback):
             raise ValueError(f"pruning.score_every_n_epochs must be >= 1 or null, got {score_every_n_epochs}")
         if isinstance(reset, str):
             raise ValueError(f"pruning.reset must be a list of module paths, got {reset!r}")
+        if start_round and criterion != "random" and not ticket_masks:
+            raise ValueError("pruning.start_round > 0 is for the controls (criterion=random or ticket_masks): "
+                             "IMP's masks of a round come from the rounds before it")
         if self.rewinder.epoch > epochs_per_round:
             raise ValueError(f"pruning.rewind={rewind} is after the first round (pruning.epochs_per_round={epochs_per_round})")
         self.schedule = schedule
@@ -81,8 +88,9 @@ class IterativeMagnitudePruning(PruningCallback):
         super().setup(trainer, pl_module, stage)
         if trainer.max_epochs != self.schedule.max_epochs or (trainer.max_steps or -1) > 0:
             raise ValueError(
-                f"trainer.max_epochs must equal pruning.rounds x pruning.epochs_per_round = {self.schedule.rounds} x "
-                f"{self.schedule.epochs_per_round} = {self.schedule.max_epochs} (and trainer.max_steps unset), "
+                f"trainer.max_epochs must equal (pruning.rounds - pruning.start_round) x pruning.epochs_per_round = "
+                f"({self.schedule.rounds} - {self.schedule.start_round}) x {self.schedule.epochs_per_round} = "
+                f"{self.schedule.max_epochs} (and trainer.max_steps unset), "
                 f"got trainer.max_epochs={trainer.max_epochs}, trainer.max_steps={trainer.max_steps}"
             )
         for path in self.reset:
@@ -106,6 +114,8 @@ class IterativeMagnitudePruning(PruningCallback):
                     torch.manual_seed(torch.initial_seed() + 7919 * self.ticket_seed)
                     for path in self.targets:
                         init_weights(pl_module.get_submodule(path), self.init or "default")
+            if self.schedule.start_round:  # the controls' masks of their first round
+                self._next_masks(trainer, pl_module, self.schedule.start_round)
             self.started = True
             _reset_ema(pl_module)
         self.rewinder.maybe_snapshot(pl_module, self.targets, epoch=0)
@@ -172,7 +182,8 @@ class IterativeMagnitudePruning(PruningCallback):
         part.update(
             protocol=self.method.removesuffix(f"_{self.scope}"), rate=self.schedule.rate, rounds_planned=self.schedule.rounds,
             epochs_per_round=self.schedule.epochs_per_round, rewind=f"epoch_{self.rewinder.epoch}" if self.rewinder.epoch else "init",
-            reset=self.reset, init=self.init, ticket_masks=self.ticket_masks, rounds=list(self.round_rows),
+            reset=self.reset, init=self.init, ticket_masks=self.ticket_masks, start_round=self.schedule.start_round,
+            rounds=list(self.round_rows),
         )
         return out
 

@@ -58,6 +58,7 @@ class Geometric:
     rate: float = 0.2
     rounds: int = 11
     epochs_per_round: int = 1
+    start_round: int = 0  # a run may start at a later round (the controls at a few sparsities)
 
     def __post_init__(self) -> None:
         if not 0 < self.rate < 1:
@@ -66,6 +67,8 @@ class Geometric:
             raise ValueError(f"pruning.rounds must be >= 1, got {self.rounds}")
         if self.epochs_per_round < 1:
             raise ValueError(f"pruning.epochs_per_round must be >= 1, got {self.epochs_per_round}")
+        if not 0 <= self.start_round < self.rounds:
+            raise ValueError(f"pruning.start_round must be in [0, pruning.rounds), got {self.start_round}")
 
     @property
     def final(self) -> float:
@@ -73,14 +76,14 @@ class Geometric:
 
     @property
     def max_epochs(self) -> int:
-        return self.rounds * self.epochs_per_round
+        return (self.rounds - self.start_round) * self.epochs_per_round
 
     def sparsity(self, round_: int) -> float:
         """Sparsity at which round `round_` trains."""
         return 1 - (1 - self.rate) ** round_
 
     def round_of(self, epoch: int) -> int:
-        return epoch // self.epochs_per_round
+        return self.start_round + epoch // self.epochs_per_round
 
     def ends_round(self, epoch: int) -> bool:
         """The round is scored at the end of this epoch."""
