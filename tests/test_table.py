@@ -210,3 +210,13 @@ def test_remaining_plot_draws_the_paper_curve_and_marks_sparsities(tmp_path, mon
     assert {t.get_text() for t in fid_axis.texts} == {"0", "0.2", "0.36"}  # each point marked with its sparsity
     assert "IMP (magnitude, global)" in [line.get_label() for line in fid_axis.get_lines()] + \
         [c.get_label() for c in fid_axis.containers]
+
+
+REFERENCES = sorted((Path(__file__).parents[1] / "src" / "prunegen" / "configs").rglob("*.reference.yaml")) + \
+    sorted(REFERENCE.parent.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", REFERENCES, ids=lambda p: p.name)
+def test_every_shipped_reference_file_loads(path):
+    ref = load_reference(path)
+    assert len(ref.points) >= 2 and ref.dense() is not None and ref.citation
