@@ -80,7 +80,8 @@ def tiny(tmp_path):
         _run(runs, f"a{seed}", seed, 0.5, 2.0 + shift)
         _run(runs, f"b{seed}", seed, 0.75, 3.0 + shift)
     row = lambda label, s, fid, ratio: {"label": label, "select": {"pruning.final_sparsity": s}, "seeds": [0, 1], "values": {
-        "fid": _value("metrics.fid", fid, 0.14, 2), "ratio": {**_value("generator.macs/generator.macs_effective", ratio, None, 1), "show_std": False}}}
+        "fid": _value("metrics.fid", fid, 0.14, 2),
+        "ratio": {**_value("generator.macs/generator.macs_effective", ratio, None, 1), "show_std": False}}}
     data = {"name": "tiny", "provenance": "test", "commands": ["false"], "sweep_dir": str(runs), "label_header": "run",
             "columns": [{"header": "FID", "cell": "{fid}"}, {"header": "MACs", "cell": "{ratio}x fewer"}],
             "rows": [row("half", "0.5", 2.1, 2.0), row("three quarters", "0.75", 3.1, 4.0)]}

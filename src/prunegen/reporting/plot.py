@@ -101,7 +101,8 @@ def plot_fid_vs_remaining(rows: list[dict[str, Any]], path: str | Path, referenc
     for i, (name, members) in enumerate(series.items()):
         members.sort(key=lambda r: -r["remaining"])
         xs = [100 * r["remaining"] for r in members]
-        _draw(axes[0], xs, [r["FID"] for r in members], [r.get("FID std") or 0 for r in members], [sparsity_text(r) for r in members], i, name)
+        _draw(axes[0], xs, [r["FID"] for r in members], [r.get("FID std") or 0 for r in members],
+              [sparsity_text(r) for r in members], i, name)
         rel = [r for r in members if r.get("FID / dense") is not None]
         _draw(axes[1], [100 * r["remaining"] for r in rel], [r["FID / dense"] for r in rel],
               [r.get("FID / dense std") or 0 for r in rel], [sparsity_text(r) for r in rel], i, None)

@@ -102,7 +102,8 @@ def add_reference(rows: list[dict[str, Any]], reference: Reference) -> list[dict
             used.add(next(r for r, v, s in reference.points if abs(r - row["remaining"]) <= TOLERANCE and v == hit[0]))
     for remaining, value, std in reference.points:
         if remaining not in used:
-            rows.append({"run": f"({reference.name} only)", "series": reference.name, "kind": "train", "status": "reference", "completed": False,
+            rows.append({"run": f"({reference.name} only)", "series": reference.name, "kind": "train",
+                         "status": "reference", "completed": False,
                          "seeds": 0, "runs": 0, "round": None, "pruned": remaining < 1.0, "remaining": remaining,
                          "remaining std": None, "extractor": reference.extractor, "samples": None, "paths": [],
                          column: value, f"{column} std": std})

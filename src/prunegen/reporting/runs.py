@@ -135,7 +135,8 @@ def expand_rounds(record: dict[str, Any]) -> list[dict[str, Any]]:
         # sparsity stays in its own column
         target = rnd.get("target_sparsity")
         row["pruning.target_sparsity"] = target if target is not None else rnd.get("sparsity")
-        row["remaining"] = 1.0 - target if target is not None else rnd.get("remaining", 1.0 - rnd["sparsity"] if rnd.get("sparsity") is not None else None)
+        achieved = 1.0 - rnd["sparsity"] if rnd.get("sparsity") is not None else None
+        row["remaining"] = 1.0 - target if target is not None else rnd.get("remaining", achieved)
         if isinstance(rnd.get("fid"), (int, float)) and dense:
             row["fid_vs_dense"] = rnd["fid"] / dense
         rows.append(row)
