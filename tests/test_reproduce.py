@@ -213,3 +213,13 @@ def test_all_skips_a_table_the_readme_has_no_place_for(tiny, capsys):
         main(["--all", "--render", "--data-dir", str(tiny / "results"), "--readme", str(tiny / "README.md")])
     out = capsys.readouterr().out
     assert done.value.code == 0 and "unplaced: skipped" in out and "tiny: README block unchanged" in out
+
+
+def test_a_rerun_redraws_the_tables_figure(lth):
+    path = lth / "results" / "lth.json"
+    data = json.loads(path.read_text())
+    data["figure"] = {"plot": "fid_vs_remaining.png", "path": str(lth / "lth.png")}
+    path.write_text(json.dumps(data))
+    with pytest.raises(SystemExit) as done:
+        main(["lth", "--data-dir", str(lth / "results"), "--readme", str(lth / "README.md"), "--runs", str(lth / "runs")])
+    assert done.value.code == 0 and (lth / "lth.png").stat().st_size > 0

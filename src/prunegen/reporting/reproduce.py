@@ -99,6 +99,23 @@ def collect(data: dict[str, Any], root: str | Path) -> dict[str, Any]:
     return out
 
 
+def write_figure(data: dict[str, Any], root: str | Path) -> None:
+    """The README's plot of this table (`figure`: {plot: fid_vs_macs.png | fid_vs_remaining.png, path}),
+    drawn by prunegen-table from the same runs (with the table's reference, if any)."""
+    import shutil
+    import tempfile
+
+    from prunegen.reporting.table import write_table
+
+    figure = data.get("figure")
+    if not figure:
+        return
+    with tempfile.TemporaryDirectory() as out:
+        write_table(root, out, (data.get("from_table") or {}).get("reference"))
+        shutil.copyfile(Path(out) / figure["plot"], figure["path"])
+    print(f"[reproduce] {data['name']}: {figure['path']} redrawn")
+
+
 def run_commands(data: dict[str, Any]) -> None:
     for command in data.get("commands", []):
         print(f"[reproduce] {command}", flush=True)
@@ -119,6 +136,7 @@ def reproduce(name: str, check: bool, runs: str | None, render_only: bool, readm
             return 1 if moved else 0
         data = rerun
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        write_figure(data, runs or data["sweep_dir"])
     text = readme.read_text()
     table = render(data)
     same = readme_block(text, name) == table

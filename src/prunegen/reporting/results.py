@@ -7,7 +7,9 @@ the repository root, that rerun the sweep), `sweep_dir` (where those runs land),
 and `rows`: [{label, bold, select, seeds, cells (per-row templates), values}], where each value is
 {key (a flat metrics.json key, or "a/b" for a ratio), mean, std, decimals, thousands, show_std, select,
 per_seed}: std is the spread over distinct seeds (what --check tolerates), show_std false keeps it out of the cell.
-The README block sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`.
+The README block sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`. Optional: `figure`
+({plot, path}: prunegen-table's plot of the same runs, copied to path on a rerun) and `from_table`
+(rows from prunegen-table instead of hand-laid ones: fromtable.py).
 """
 
 import json
