@@ -189,7 +189,17 @@ def test_a_pivoted_table_of_the_three_lines_beside_the_paper(lth):
     assert [r["label"] for r in data["rows"]][:4] == ["100.0%", "80.0%", "64.0%", "51.2%"]
     table = render(data)
     assert "| 80.0% | 0.952 ± 0.003 | 1.48 ± 0.03 | 1.24 ± 0.02 | 0.90 |" in table  # the seeds of a ticket are one line
-    assert "| 10.7% | – | – | – | 1.25 |" in table
+    assert "| 10.7% | – | – | – | 1.25 |" in table and "not completed" not in table
+
+
+def test_a_pivoted_table_notes_the_runs_that_did_not_complete(lth):
+    (lth / "runs" / "imp_seed2").mkdir()
+    (lth / "runs" / "imp_seed2" / "metrics.json").write_text(json.dumps({
+        "status": "interrupted", "signal": "SIGTERM", "last_epoch": 12,
+        "run": {"seed": 2, "overrides": ["seed=2", "experiment=paper/gan_lth_digits"]},
+        "config": {"task_name": "train", "seed": 2, "pruning": {"criterion": "magnitude", "ticket_masks": None}}}))
+    table = render(collect(load_data(lth / "results" / "lth.json"), lth / "runs"))
+    assert table.endswith("interrupted: SIGTERM after epoch 12\n") and "\n\n- not completed: " in table
 
 
 def test_cli_writes_then_checks_a_table_built_from_runs(lth, capsys):

@@ -93,14 +93,17 @@ def pivot_rows(rows: list[dict[str, Any]], by: str, name: str, ref: Any) -> tupl
     return columns, out
 
 
-def from_table(spec: dict[str, Any], root: Any) -> tuple[str, list[dict], list[dict]]:
-    """(label header, columns, rows) of a data file, measured from the runs under `root`."""
+def from_table(spec: dict[str, Any], root: Any) -> dict[str, Any]:
+    """label_header, columns, rows (and notes) of a data file, measured from the runs under `root`.
+    A pivoted table has no place for a run that did not complete: each one is a note under it."""
     rows, _, ref = table_rows(root, spec.get("reference"))
     rows = [r for r in rows if r["kind"] == "train"]
     pivot = spec.get("pivot")
     if pivot:
         columns, out = pivot_rows(rows, pivot.get("by", "remaining"), pivot["value"], ref)
-        return pivot.get("by", "remaining"), columns, out
+        notes = [f"not completed: {r['run']}, {r['seeds']} seed(s): {status_cell(r)}"
+                 for r in rows if not r.get("completed") and r["status"] != "reference"]
+        return {"label_header": pivot.get("by", "remaining"), "columns": columns, "rows": out, "notes": notes}
     names = list(spec["columns"]) + ([ref.column] if ref else [])
     columns, out = long_rows([r for r in rows if r["status"] != "reference"], names)
-    return "method", columns, out
+    return {"label_header": "method", "columns": columns, "rows": out, "notes": []}

@@ -83,7 +83,7 @@ def collect(data: dict[str, Any], root: str | Path) -> dict[str, Any]:
     if "from_table" in data:  # rows are prunegen-table's (see fromtable.py)
         from prunegen.reporting.fromtable import from_table
 
-        out["label_header"], out["columns"], out["rows"] = from_table(data["from_table"], root)
+        out.update(from_table(data["from_table"], root))
         out["provenance"] = f"measured by prunegen-reproduce from the runs under {root} on {time.strftime('%Y-%m-%d %H:%M')}"
         return out
     records = load_runs(root)

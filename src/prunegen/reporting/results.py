@@ -70,7 +70,8 @@ def render(data: dict[str, Any]) -> str:
         if row.get("bold"):
             cells = [f"**{c}**" for c in cells]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    notes = [f"- {note}" for note in data.get("notes", [])]  # e.g. the points of the sweep that did not complete
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
 def markers(name: str) -> tuple[str, str]:
