@@ -54,7 +54,10 @@ def test_table_averages_seeds_and_writes_every_format(tmp_path):
 def test_failed_and_interrupted_points_are_rows_with_their_status(tmp_path):
     _run(tmp_path, "ok", 0, ["pruning.final_sparsity=0.5"], 2.0, 100)
     _write(tmp_path, "failed", {"status": "failed", "error": "RuntimeError: out of memory\ntraceback line",
-                                "run": {"seed": 0, "overrides": ["seed=0", "pruning.final_sparsity=0.9"]}})
+                                "run": {"seed": 0, "overrides": ["seed=0", "pruning.final_sparsity=0.9"]},
+                                "config": {"task_name": "train", "seed": 0, "trainer": {"max_epochs": 3},
+                                           "pruning": {"_target_": "x", "granularity": "structured", "scope": "layer",
+                                                       "criterion": "taylor"}}})
     _write(tmp_path, "stopped", {"status": "interrupted", "signal": "SIGTERM", "last_epoch": 2,
                                  "run": {"seed": 0, "overrides": ["seed=0", "pruning.final_sparsity=0.75"]}})
     # a failed export once left `completed` beside an error: never a good row
@@ -62,6 +65,7 @@ def test_failed_and_interrupted_points_are_rows_with_their_status(tmp_path):
     rows = write_table(tmp_path)
     status = {r["run"]: (r["status"], r["detail"]) for r in rows if r["status"] != "completed"}
     assert status["pruning.final_sparsity=0.9"] == ("failed", "RuntimeError: out of memory")
+    assert next(r for r in rows if r["status"] == "failed" and "0.9" in r["run"])["series"] == "taylor structured (layer)"
     assert status["pruning.final_sparsity=0.75"] == ("interrupted", "SIGTERM after epoch 2")
     assert "| failed: RuntimeError: out of memory |" in _md(tmp_path)
     csv_status = sorted(r["status"] for r in csv.DictReader((tmp_path / "table.csv").open()))

@@ -54,7 +54,7 @@ def labels(ids: list[tuple], always: tuple[str, ...] = ()) -> dict[tuple, str]:
 def method_name(record: dict[str, Any]) -> str:
     """A readable name for a run's method: `dense`, or criterion, granularity and scope of its pruning,
     `IMP` for runs with rounds, `+ distillation` when it fine-tunes from a teacher."""
-    method = record.get("pruning.method")
+    method = record.get("pruning.method") or _configured_method(record)
     if record.get("kind") == "eval":
         return "eval"
     if not method and not record.get("rounds") and record.get("round") is None:
@@ -64,11 +64,24 @@ def method_name(record: dict[str, Any]) -> str:
     if record.get("round") is not None:
         return _rounds_name(record)
     granularity, _, scope = str(method or "").partition("_")  # structured_layer -> structured (layer)
-    name = " ".join(p for p in (record.get("pruning.criterion"), granularity) if p) + (f" ({scope})" if scope else "")
+    criterion = record.get("pruning.criterion") or _config(record, "pruning.criterion")
+    name = " ".join(p for p in (criterion, granularity) if p) + (f" ({scope})" if scope else "")
     distill = record["overrides"].get("distill")
     if distill not in (None, "none", "null") or (distill is None and any(k.startswith("distill.") for k in record["config_id"])):
         name += " + distillation"
     return name
+
+
+def _config(record: dict[str, Any], key: str) -> Any:
+    text = record["config_id"].get(key)
+    return json.loads(text) if text is not None else None
+
+
+def _configured_method(record: dict[str, Any]) -> str | None:
+    """A run that failed before it wrote its pruning record: its method from its composed config."""
+    if _config(record, "pruning._target_") is None:
+        return None
+    return "_".join(str(p) for p in (_config(record, "pruning.granularity"), _config(record, "pruning.scope")) if p) or "pruned"
 
 
 def _rounds_name(record: dict[str, Any]) -> str:
