@@ -16,7 +16,8 @@ from prunegen.train import train
 @pytest.mark.slow
 def test_tensorboard_beside_csv_has_scalars_samples_histograms_and_hparams(make_cfg, tmp_path):
     cfg = make_cfg("logger=[csv,tensorboard]", "pruning=unstructured", "pruning.start_epoch=0", "pruning.end_epoch=1",
-                   "trainer.max_epochs=2", "callbacks.sample_grid.every_n_epochs=1", "callbacks.sample_grid.num_images=16")
+                   "trainer.max_epochs=2", "callbacks.sample_grid.every_n_epochs=1", "callbacks.sample_grid.num_images=16",
+                   "metrics.every_n_epochs=1")
     record, _ = train(cfg)
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0, "histograms": 0, "tensors": 0})
     events.Reload()
@@ -27,6 +28,8 @@ def test_tensorboard_beside_csv_has_scalars_samples_histograms_and_hparams(make_
     assert events.Scalars("val/fid")[-1].value == pytest.approx(record["metrics"]["fid"], rel=1e-5)
     images = events.Images("samples")
     assert len(images) == 2 and images[0].encoded_image_string.startswith(b"\x89PNG")  # one per grid epoch
+    fid_steps = [e.step for e in events.Scalars("val/fid")]
+    assert [i.step for i in images] == fid_steps  # at the steps of the scalars of the same epoch
     histograms = [t for t in tags["histograms"] if t.startswith("prune/weights/generator.")]
     steps = [h.step for h in events.Histograms(histograms[0])]
     assert len(steps) == 2 and steps[0] == 0 < steps[1]  # before training, after the pruning round

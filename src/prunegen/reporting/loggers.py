@@ -20,6 +20,13 @@ from prunegen.pruning.masks import effective_weight, prunable_layers
 from prunegen.reporting.record import flatten, hydra_overrides
 
 
+def epoch_end_step(trainer: L.Trainer) -> int:
+    """The step Lightning logs this epoch's epoch-end scalars at (batches that stepped, minus the one it
+    steps back for them), so images and histograms line up with `val/fid` and the rest of that epoch.
+    (`global_step` counts optimizer steps: two per batch in a GAN.)"""
+    return max(int(getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step)) - 1, 0)
+
+
 def image_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
     """Images in [-1, 1] (B, C, H, W) -> one grid (C, H', W') in [0, 1]."""
     return make_grid(images.detach().cpu().float(), nrow=nrow, normalize=True, value_range=(-1, 1))
@@ -92,7 +99,7 @@ class LoggerExtrasCallback(Callback):
         layers = prunable_layers(pl_module, self.targets)
         nonzero = sum(int(torch.count_nonzero(effective_weight(m))) for m in layers.values())
         if nonzero != self._nonzero:  # at the start, then after every round that changed a mask
-            log_layer_histograms(trainer, pl_module, self.targets, trainer.global_step)
+            log_layer_histograms(trainer, pl_module, self.targets, epoch_end_step(trainer))
             self._nonzero = nonzero
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

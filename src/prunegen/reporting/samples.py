@@ -9,7 +9,7 @@ from torch import nn
 from torchvision.utils import save_image
 
 from prunegen.models.sampler import sample_generator
-from prunegen.reporting.loggers import image_grid, log_image
+from prunegen.reporting.loggers import epoch_end_step, image_grid, log_image
 
 
 def save_grid(images: torch.Tensor, path: str | Path) -> Path:
@@ -40,7 +40,7 @@ class SampleGridCallback(Callback):
             images = self._sample(pl_module)
             save_grid(images, self.dirpath / f"epoch_{epoch:03d}.png")
             self.final_path = save_grid(images, self.dirpath.parent / "samples.png")
-            log_image(trainer, "samples", image_grid(images), trainer.global_step)  # TensorBoard / W&B, if any
+            log_image(trainer, "samples", image_grid(images), epoch_end_step(trainer))  # TensorBoard / W&B, if any
 
 
 def describe(name: str, macs: int | None = None, fid: float | None = None) -> str:
