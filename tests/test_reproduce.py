@@ -151,11 +151,11 @@ def test_a_template_naming_an_unknown_value_is_an_error(tiny):
 REFERENCE = ROOT / "docs" / "results" / "references" / "gan_lth_sngan_cifar10.yaml"
 
 
-def _rounds_run(root, name, seed, fids, overrides=(), criterion="magnitude", protocol="imp"):
+def _rounds_run(root, name, seed, fids, overrides=(), criterion="magnitude", protocol="imp", start=0):
     # as pruning/imp.py writes them: achieved sparsity (a hair off the target) and the protocol's target
     rounds = [{"round": i, "sparsity": 1 - 0.8 ** i + 1e-4 * seed * (i > 0), "remaining": 0.8 ** i - 1e-4 * seed * (i > 0),
                "target_sparsity": 1 - 0.8 ** i, "fid": f, "fid_best": f,
-               "kid_mean": 0.01, "is_mean": 2.0, "class_coverage": 9.0, "epoch": i} for i, f in enumerate(fids)]
+               "kid_mean": 0.01, "is_mean": 2.0, "class_coverage": 9.0, "epoch": i} for i, f in enumerate(fids) if i >= start]
     record = {"status": "completed", "run": {"seed": seed, "overrides": [f"seed={seed}", "experiment=paper/gan_lth_digits", *overrides]},
               "metrics": {"fid": fids[-1], "extractor": "classifier"},
               "pruning": {"method": f"{protocol}_global", "protocol": protocol, "criterion": criterion, "rounds": rounds},
@@ -172,7 +172,7 @@ def lth(tmp_path):
         _rounds_run(runs, f"random_seed{seed}", seed, [2.0 + d, 3.0 + d, 4.0 + d], ["pruning.criterion=random"], "random",
                     "random_pruning")
         _rounds_run(runs, f"ticket_seed{seed}", seed, [2.0 + d, 2.5 + d, 3.5 + d],
-                    [f"pruning.ticket_masks={runs}/imp_seed{seed}/imp_masks.pt"], protocol="random_ticket")
+                    [f"pruning.ticket_masks={runs}/imp_seed{seed}/imp_masks.pt"], protocol="random_ticket", start=1)
     data = {"name": "lth", "provenance": "not yet measured", "commands": [], "sweep_dir": str(runs), "columns": [], "rows": [],
             "from_table": {"reference": str(REFERENCE), "pivot": {"by": "remaining", "value": "FID / dense"}}}
     (tmp_path / "results").mkdir()
@@ -190,6 +190,8 @@ def test_a_pivoted_table_of_the_three_lines_beside_the_paper(lth):
     table = render(data)
     assert "| 80.0% | 0.952 ± 0.003 | 1.48 ± 0.03 | 1.24 ± 0.02 | 0.90 |" in table  # the seeds of a ticket are one line
     assert "| 10.7% | – | – | – | 1.25 |" in table and "not completed" not in table
+    # the ticket starts at round 1 (pruning.start_round): compared with the dense round of its seed's IMP run
+    assert "| 100.0% | 1.00 ± 0.00 | 1.00 ± 0.00 | – | 1.00 |" in table
 
 
 def test_a_pivoted_table_notes_the_runs_that_did_not_complete(lth):

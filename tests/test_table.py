@@ -224,3 +224,12 @@ REFERENCES = sorted((Path(__file__).parents[1] / "src" / "prunegen" / "configs")
 def test_every_shipped_reference_file_loads(path):
     ref = load_reference(path)
     assert len(ref.points) >= 2 and ref.dense() is not None and ref.citation
+
+
+def test_rounds_of_other_pruning_callbacks_are_not_rows(tmp_path):
+    # PruningCallback lists every round it pruned (epoch, target, achieved): the run's final scores are its row
+    _run(tmp_path, "oneshot", 0, ["pruning.final_sparsity=0.5"], 2.5, 100,
+         pruning={"method": "structured_layer", "criterion": "magnitude", "target_sparsity": 0.5,
+                  "rounds": [{"epoch": 0, "target": 0.5, "achieved_sparsity": 0.5, "layers": []}]})
+    (row,) = write_table(tmp_path)
+    assert row["round"] is None and row["FID"] == 2.5 and row["FID / dense"] == 1.25

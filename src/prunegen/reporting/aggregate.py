@@ -173,9 +173,10 @@ def make_row(label: str, series: str, members: list[dict[str, Any]], columns: li
 def aggregate(records: list[dict[str, Any]], columns: list[tuple]) -> list[dict[str, Any]]:
     """Rows: completed runs grouped by identity (and round for IMP runs); failed and interrupted runs
     grouped by identity and status, with no scores. Eval records are rows of their own kind."""
-    from prunegen.reporting.runs import expand_rounds
+    from prunegen.reporting.runs import expand_rounds, link_dense
 
     expanded = [row for r in records for row in (expand_rounds(r) if r["completed"] else [r])]
+    link_dense(expanded)
     named = series_names([r for r in expanded if r["kind"] == "train"])
     rows = []
     for kind in ("train", "eval"):

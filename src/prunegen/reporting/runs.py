@@ -100,7 +100,7 @@ def load_record(path: Path) -> dict[str, Any]:
     record.update(path=str(path.parent), kind=kind_of(raw), status=status, detail=detail, seed_list=list(seeds),
                   overrides=parse_overrides((raw.get("run") or {}).get("overrides") or [], seed),
                   config_id=config_identity(config, seed), completed=status == "completed", earlier_attempts=earlier_attempts(raw),
-                  rounds=(raw.get("pruning") or {}).get("rounds") or [])
+                  rounds=scored_rounds(raw))
     record.pop("pruning.rounds", None)
     _derive(record)
     return record
@@ -119,12 +119,38 @@ def _derive(record: dict[str, Any]) -> None:
         record["remaining"] = 1.0 - record["generator.sparsity"]
 
 
+def scored_rounds(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """An IMP run's rounds, each scored before it was pruned (`round` and `fid` keys, pruning/imp.py). Other
+    pruning callbacks also list their rounds (epoch, target, achieved sparsity): those are not table rows,
+    the run's final scores are."""
+    rounds = (raw.get("pruning") or {}).get("rounds") or []
+    return [r for r in rounds if isinstance(r, dict) and "round" in r and "fid" in r]
+
+
+def _target(rnd: dict[str, Any]) -> float | None:
+    return rnd.get("target_sparsity") if rnd.get("target_sparsity") is not None else rnd.get("sparsity")
+
+
+def link_dense(rows: list[dict[str, Any]]) -> None:
+    """FID / dense for round rows without a dense round of their own: a control that starts at a later round
+    (pruning.start_round) trains from the same initial weights as the IMP run of its seed, whose round 0 is
+    its dense model. Used only when exactly one run of that seed in the sweep has a dense round."""
+    dense: dict[Any, set[float]] = {}
+    for r in rows:
+        if r.get("round") is not None and r.get("remaining") == 1.0 and isinstance(r.get("metrics.fid"), (int, float)):
+            dense.setdefault(tuple(r["seed_list"]), set()).add(r["metrics.fid"])
+    for r in rows:
+        fids = dense.get(tuple(r["seed_list"]), set())
+        if r.get("round") is not None and r.get("fid_vs_dense") is None and len(fids) == 1 and r.get("metrics.fid") is not None:
+            r["fid_vs_dense"] = r["metrics.fid"] / next(iter(fids))
+
+
 def expand_rounds(record: dict[str, Any]) -> list[dict[str, Any]]:
     """An IMP run's rounds as rows of their own (each round's ticket, scored before it is pruned);
     FID / dense against the run's unpruned round when it has one. A run without rounds is itself."""
     if not record["rounds"]:
         return [record]
-    dense = next((r.get("fid") for r in record["rounds"] if r.get("remaining") == 1.0), None)
+    dense = next((r.get("fid") for r in record["rounds"] if _target(r) == 0), None)
     rows = []
     for rnd in record["rounds"]:
         row = {k: v for k, v in record.items() if not k.startswith(("metrics.", "export.", "dense_metrics.", "generator."))}
