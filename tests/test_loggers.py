@@ -7,9 +7,10 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch import nn
 
-from prunegen.reporting.loggers import wandb_logger, wandb_run_id
+from prunegen.reporting.loggers import parse_overrides, wandb_logger, wandb_run_id
 from prunegen.train import train
 
 
@@ -34,9 +35,16 @@ def test_tensorboard_beside_csv_has_scalars_samples_histograms_and_hparams(make_
     steps = [h.step for h in events.Histograms(histograms[0])]
     assert len(steps) == 2 and steps[0] == 0 < steps[1]  # before training, after the pruning round
     assert events.Scalars("hp/fid")[-1].value == pytest.approx(record["metrics"]["fid"], rel=1e-5)
-    hparams = events.summary_metadata.get("_hparams_/session_start_info") or {}
-    assert hparams or any(t.startswith("_hparams_") for t in tags["tensors"])
+    experiment = HParamsPluginData.FromString(events.summary_metadata["_hparams_/experiment"].plugin_data.content)
+    assert [m.name.tag for m in experiment.experiment.metric_infos] == ["hp/fid"]
+    session = HParamsPluginData.FromString(events.summary_metadata["_hparams_/session_start_info"].plugin_data.content)
+    assert session.session_start_info.hparams["name"].string_value == "dcgan"  # the model's hyperparameters
     assert record["loggers"]["tensorboard"] == str(tmp_path / "run" / "tensorboard")
+
+
+def test_overrides_become_hparams():
+    assert parse_overrides(["pruning.final_sparsity=0.75", "seed=2", "+logger=[csv,tensorboard]", "~debug"]) == {
+        "pruning.final_sparsity": 0.75, "seed": 2, "logger": "[csv,tensorboard]"}
 
 
 def test_wandb_run_id_is_the_run_folders():

@@ -75,10 +75,20 @@ def log_layer_histograms(trainer: L.Trainer, root: torch.nn.Module, targets: lis
         log_histogram(trainer, f"prune/channel_norm/{path}", norms, step)
 
 
+def _scalar(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
-    """["pruning.final_sparsity=0.5", "+x=1", "~y"] -> {"pruning.final_sparsity": "0.5", "x": "1"}."""
+    """["pruning.final_sparsity=0.5", "+x=a", "~y"] -> {"pruning.final_sparsity": 0.5, "x": "a"} (numbers as
+    numbers, so TensorBoard's HParams tab sorts and filters them)."""
     pairs = (o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
-    return {k: v for k, v in pairs}
+    return {k: _scalar(v) for k, v in pairs}
 
 
 class LoggerExtrasCallback(Callback):
