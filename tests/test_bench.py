@@ -79,7 +79,7 @@ def test_round_widths_and_latency_aware_choice():
 def test_fast_training_channels_last_and_compile_keep_the_state(make_cfg):
     model = instantiate(make_cfg().model)
     keys = set(model.state_dict())
-    FastTraining(channels_last=True, compile=True, compile_kwargs={"backend": "eager"}).on_fit_start(None, model)
+    FastTraining(channels_last=True, compile=True, compile_kwargs={"backend": "eager"}).setup(None, model, "fit")
     conv = model.generator.net[0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert set(model.state_dict()) == keys  # compiled in place: same paths, same checkpoints

@@ -18,7 +18,7 @@ NETWORKS = ("generator", "discriminator", "encoder", "decoder", "ema")
 
 
 class FastTraining(Callback):
-    """Puts the model's networks in channels-last memory format at fit start and, when `compile` is set,
+    """Puts the model's networks in channels-last memory format at setup and, when `compile` is set,
     compiles each of them (`nn.Module.compile`, with `compile_kwargs`)."""
 
     def __init__(self, channels_last: bool = True, compile: bool = False, compile_kwargs: dict[str, Any] | None = None,
@@ -29,7 +29,9 @@ class FastTraining(Callback):
     def _modules(self, pl_module: L.LightningModule) -> list[nn.Module]:
         return [m for name in self.networks if isinstance(m := getattr(pl_module, name, None), nn.Module)]
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Before the optimizers and a DDP wrapper are built (parameters keep their identity either way: the
+        layout change swaps `.data`); after the pruning callback's setup, which traces the plain networks."""
         for module in self._modules(pl_module):
             if self.channels_last:
                 module.to(memory_format=torch.channels_last)
