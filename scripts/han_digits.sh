@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Han et al.'s protocol on digits (experiment=han_digits), sharing one dense model per seed:
 #   dense DCGAN (experiment=dense_digits, 100 epochs) per seed (kept when OUT_DIR/dense/seedN has one),
-#   then per seed: |w| < ALPHA x std(W) per layer at the end of epochs 0, 5, 10, 15 from the dense
+#   then per seed and alpha: |w| < alpha x std(W) per layer at the end of epochs 0, 5, 10, 15 from the dense
 #   checkpoint, distillation from it throughout, scored before every next round; then the per-round table
 #   and the file sizes / latency of the last round's generator.
-#   scripts/han_digits.sh [OUT_DIR] [SEEDS] [ALPHA]   e.g. outputs/han_digits 0,1,2 1.0
+#   scripts/han_digits.sh [OUT_DIR] [SEEDS] [ALPHAS]   e.g. outputs/han_digits 0,1,2 0.5,0.75,1.0
 set -euo pipefail
 out=${1:-outputs/han_digits}
 seeds=${2:-0,1,2}
-alpha=${3:-1.0}
+alphas=${3:-0.5,0.75,1.0}
 train=.venv/bin/prunegen-train
 quiet=(trainer.enable_progress_bar=false)
 missing=$(for s in ${seeds//,/ }; do [ -f "$out/dense/seed$s/checkpoints/last.ckpt" ] || printf '%s,' "$s"; done)
@@ -16,8 +16,8 @@ if [ -n "$missing" ]; then
   $train -m experiment=dense_digits seed="${missing%,}" "${quiet[@]}" hydra.sweep.dir=$out/dense hydra.sweep.subdir=seed\${seed}
 fi
 for seed in ${seeds//,/ }; do
-  $train experiment=han_digits init_ckpt=$out/dense/seed$seed/checkpoints/last.ckpt pruning.start_epoch=0 \
-      pruning.end_epoch=15 trainer.max_epochs=20 seed=$seed pruning.alpha=$alpha "${quiet[@]}" \
-      hydra.run.dir=$out/han_seed$seed
+  $train -m experiment=han_digits init_ckpt=$out/dense/seed$seed/checkpoints/last.ckpt pruning.start_epoch=0 \
+      pruning.end_epoch=15 trainer.max_epochs=20 seed=$seed pruning.alpha=$alphas "${quiet[@]}" \
+      hydra.sweep.dir=$out/han_seed$seed hydra.sweep.subdir=alpha\${pruning.alpha}
 done
-.venv/bin/python scripts/han_table.py $out/han_seed*
+.venv/bin/python scripts/han_table.py $out/han_seed*/alpha*

@@ -1,7 +1,7 @@
 """The table of scripts/han_digits.sh: per threshold round, sparsity and FID over seeds, and what the
 last round's unstructured generator buys on disk and on the CPU.
 
-    python scripts/han_table.py RUN_DIR [RUN_DIR ...]    (experiment=han_digits run folders, one per seed)
+    python scripts/han_table.py RUN_DIR [RUN_DIR ...]    (experiment=han_digits run folders; grouped by alpha)
 
 Per round: the achieved weight sparsity of the generator's convolutions (metrics.json `pruning.rounds`),
 the FID scored just before the next round (the EvaluationCallback's history in last.ckpt), FID / the
@@ -54,13 +54,13 @@ def run_rows(run: Path) -> tuple[list[dict], dict]:
     (history,) = [v["history"] for k, v in ckpt["callbacks"].items() if k.startswith("EvaluationCallback")]
     scores = dict((int(e), r) for e, r in history)
     dense_fid = record["dense_metrics"]["fid"]
-    rounds = record["pruning"]["rounds"]
+    rounds, total = record["pruning"]["rounds"], record["generator"]["params_total"]
     rows = []
     for i, r in enumerate(rounds):
         scored = (rounds[i + 1]["epoch"] - 1) if i + 1 < len(rounds) else max(scores)
         s = scores[scored]
         rows.append({"round": i + 1, "sparsity": r["achieved_sparsity"], "fid": s["fid"], "ratio": s["fid"] / dense_fid,
-                     "classes": s.get("class_coverage")})
+                     "classes": s.get("class_coverage"), "nonzero": total - sum(x["masked"] for x in r["layers"])})
     return rows, {"dense_fid": dense_fid, "dense_classes": record["dense_metrics"].get("class_coverage")}
 
 
@@ -69,14 +69,24 @@ def fmt(values: list[float], spec: str) -> str:
     return f"{statistics.mean(values):{spec}} ± {sd:{spec}}"
 
 
-def main(runs: list[Path]) -> None:
+def round_table(runs: list[Path]) -> None:
+    """One row per round, mean ± std over the runs (seeds) given."""
     per_seed = [run_rows(r) for r in runs]
-    print(f"dense FID {[round(d['dense_fid'], 3) for _, d in per_seed]}\n")
-    print("| round | weight sparsity | FID | FID / dense | classes |\n|---|---|---|---|---|")
+    print(f"dense FID {[round(d['dense_fid'], 3) for _, d in per_seed]}, classes {[round(d['dense_classes'], 2) for _, d in per_seed]}\n")
+    print("| round | weight sparsity | nonzero params | FID | FID / dense | classes |\n|---|---|---|---|---|---|")
     for i in range(min(len(rows) for rows, _ in per_seed)):
         col = lambda key: [rows[i][key] for rows, _ in per_seed]  # noqa: E731
-        print(f"| {i + 1} | {fmt(col('sparsity'), '.3f')} | {fmt(col('fid'), '.2f')} | {fmt(col('ratio'), '.2f')} | "
+        print(f"| {i + 1} | {fmt(col('sparsity'), '.3f')} | {fmt(col('nonzero'), ',.0f')} | {fmt(col('fid'), '.2f')} | {fmt(col('ratio'), '.2f')} | "
               f"{fmt(col('classes'), '.2f')} |  per seed: {[round(x, 2) for x in col('ratio')]}")
+
+
+def main(runs: list[Path]) -> None:
+    by_alpha: dict[float, list[Path]] = {}
+    for run in runs:
+        by_alpha.setdefault(json.loads((run / "metrics.json").read_text())["pruning"]["alpha"], []).append(run)
+    for alpha, group in sorted(by_alpha.items()):
+        print(f"\nalpha = {alpha}: {[str(r) for r in group]}")
+        round_table(group)
     print("\n| run | nonzero / params | dense file | COO file | bitmask file | CPU ms dense / pruned |\n|---|---|---|---|---|---|")
     for run in runs:
         record = json.loads((run / "metrics.json").read_text())
