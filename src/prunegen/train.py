@@ -144,7 +144,7 @@ def fit(cfg: DictConfig, folder: RunFolder, record: dict[str, Any]) -> dict[str,
             record.update(callback.record(trainer, model))
     record.setdefault("metrics", {})
     record.setdefault("pruning", {"method": None, "criterion": None, "target_sparsity": None})
-    structured = "structured" in str(record["pruning"].get("method"))
+    structured = record["pruning"].get("granularity") == "structured"  # "unstructured_layer" contains "structured"
     record["generator"] = generator_record(model, structured, record["pruning"].get("ignore") or [])
     record.update(compress_record(cfg, model, named, folder.path, record["pruning"]))
     return {"model": model, "datamodule": datamodule, "trainer": trainer, **named}
