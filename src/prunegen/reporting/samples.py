@@ -67,6 +67,6 @@ def dense_vs_compact_grid(dense: nn.Module, compact: nn.Module, path: str | Path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
