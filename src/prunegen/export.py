@@ -20,6 +20,11 @@ from prunegen.reporting.record import write_json
 FORMATS = ("pt", "onnx")  # onnx: the .onnx file beside the .pt one
 
 
+def check_format(settings: DictConfig) -> None:
+    if settings.get("format", "pt") not in FORMATS:
+        raise ValueError(f"export.format must be one of {FORMATS}, got {settings.get('format')!r}")
+
+
 def _ignored(run_cfg: DictConfig) -> list[str]:
     return generator_paths((run_cfg.get("pruning") or {}).get("ignore") or [])
 
@@ -36,8 +41,7 @@ def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: s
                      ignore: list[str] = ()) -> dict[str, Any]:
     """Compact `masked`, verify it against the masked one (refuse above tolerance), time it beside `dense`,
     write the compact file and export.json into `out_dir`."""
-    if settings.get("format", "pt") not in FORMATS:
-        raise ValueError(f"export.format must be one of {FORMATS}, got {settings.get('format')!r}")
+    check_format(settings)
     masked.eval()
     small = compact(masked, ignore).eval()
     diff = max_abs_diff(masked, small)
@@ -63,6 +67,7 @@ def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: s
 
 def export(cfg: DictConfig) -> dict[str, Any]:
     """prunegen-export on one checkpoint: dense = the masks made permanent, compact = channels removed."""
+    check_format(cfg)  # before the checkpoint is read
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
     model, run_cfg = load_model(cfg.ckpt_path)
