@@ -52,13 +52,16 @@ def build_callbacks(cfg: DictConfig) -> tuple[list[Any], dict[str, Any]]:
     return [c for c in named.values() if c is not None] + others, named
 
 
-def compress_record(cfg: DictConfig, model: Any, named: dict[str, Any], out_dir: Path, pruning: dict[str, Any]) -> dict[str, Any]:
-    """The dense teacher scored with the same budget, and the compact generator exported and timed."""
+def compress_record(cfg: DictConfig, model: Any, named: dict[str, Any], out_dir: Path, pruning: dict[str, Any],
+                    fid: float | None) -> dict[str, Any]:
+    """The dense teacher scored with the same budget, the compact generator exported and timed, and both
+    drawn side by side from the same latents (labelled with MACs and FID)."""
     from prunegen.export import export_generator
     from prunegen.models.ema import deploy_weights
     from prunegen.models.sampler import GeneratorSampler
     from prunegen.pruning.compact import generator_paths
     from prunegen.pruning.masks import unmasked_copy
+    from prunegen.reporting.samples import dense_vs_compact_grid, describe
 
     out: dict[str, Any] = {}
     distill, evaluation = named["distill"], named["metrics"]
@@ -70,6 +73,9 @@ def compress_record(cfg: DictConfig, model: Any, named: dict[str, Any], out_dir:
         dense = teacher if teacher is not None else unmasked_copy(model.generator)
         ignore = generator_paths(pruning.get("ignore") or [])
         out["export"] = export_generator(model.generator, dense, out_dir, cfg.export, ignore)
+        out["dense_vs_compact"] = str(dense_vs_compact_grid(dense, model.generator, out_dir / "dense_vs_compact.png", (
+            describe("dense", out["export"]["dense"]["macs"], out.get("dense_metrics", {}).get("fid")),
+            describe("compact", out["export"]["compact"]["macs"], fid))))
     return out
 
 
@@ -146,7 +152,7 @@ def fit(cfg: DictConfig, folder: RunFolder, record: dict[str, Any]) -> dict[str,
     record.setdefault("pruning", {"method": None, "criterion": None, "target_sparsity": None})
     structured = record["pruning"].get("granularity") == "structured"  # "unstructured_layer" contains "structured"
     record["generator"] = generator_record(model, structured, record["pruning"].get("ignore") or [])
-    record.update(compress_record(cfg, model, named, folder.path, record["pruning"]))
+    record.update(compress_record(cfg, model, named, folder.path, record["pruning"], record["metrics"].get("fid")))
     return {"model": model, "datamodule": datamodule, "trainer": trainer, **named}
 
 
