@@ -223,3 +223,20 @@ def test_structured_checkpoint_without_structured_pruning_fails_before_training(
     with pytest.raises(ValueError, match=r"pruned structurally.*pruning.granularity=None.*pruning=structured"):
         train(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+NOISE = ("val_dataloader", "litlogger", "in eval mode", "find_unused_parameters", "LeafSpec", "DeprecationWarning",
+         "FutureWarning")
+
+
+@pytest.mark.slow
+def test_cli_compress_run_prints_no_library_noise(tmp_path):
+    """A compress run (frozen teacher, EMA, pruning round, distillation) shows no warning a user cannot act on."""
+    from conftest import TINY
+
+    proc = _cli("experiment=compress_digits", *TINY, "pruning.start_epoch=0", "pruning.end_epoch=0", "trainer.max_epochs=2",
+                "export=none", f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path.parent / 'prunegen-cache'}")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert [line for line in out.splitlines() if any(n in line for n in NOISE)] == []
+    assert "pruning round" in (tmp_path / "run" / "train.log").read_text()  # the round's table is in the run folder
