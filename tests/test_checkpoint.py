@@ -34,6 +34,7 @@ def _eval_cfg(tmp_path, *overrides: str):
     return cfg
 
 
+@pytest.mark.slow  # end-to-end, ~1 min here; `make test` runs it, `-m 'not slow'` skips it
 def test_a_moved_checkpoint_loads_and_scores_without_its_run_folder(make_cfg, tmp_path):
     cfg = make_cfg("model=cgan")  # conditional: the data's num_classes reaches the model by interpolation
     trained = _fit_and_save(cfg, tmp_path / "run" / "last.ckpt", [ConfigInCheckpoint(cfg)])

@@ -3,6 +3,7 @@
 import json
 
 import lightning as L
+import pytest
 import torch
 from hydra.utils import instantiate
 
@@ -23,6 +24,7 @@ class MaskChecksums(L.Callback):
             self.path.write_text(json.dumps({"masks": gathered.tolist(), "world": trainer.world_size}))
 
 
+@pytest.mark.slow  # end-to-end, ~1 min here; `make test` runs it, `-m 'not slow'` skips it
 def test_ddp_spawn_ranks_agree_on_masks(make_cfg, tmp_path):
     cfg = make_cfg("pruning=unstructured", "pruning.criterion=gradient", "pruning.start_epoch=0", "pruning.end_epoch=0",
                    "pruning.final_sparsity=0.5")
@@ -39,6 +41,7 @@ def test_ddp_spawn_ranks_agree_on_masks(make_cfg, tmp_path):
     assert rank0 == rank1  # each rank saw different batches, yet scored the same summed gradients
 
 
+@pytest.mark.slow  # end-to-end, ~1 min here; `make test` runs it, `-m 'not slow'` skips it
 def test_train_under_ddp_spawn_records_masks_and_scores(make_cfg, tmp_path):
     from prunegen.train import train
 
