@@ -8,7 +8,7 @@ import scipy.linalg
 import torch
 import torch.multiprocessing as mp
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 from torch import nn
 
 from prunegen import CONFIG_DIR
@@ -18,10 +18,11 @@ from prunegen.evaluate import evaluate
 from prunegen.metrics import (
     FID,
     ClassifierExtractor,
+    ClassifierFeatures,
     DomainClassifier,
     GeneratorScorer,
-    PrecisionRecall,
-    build_scorer,
+    ScorerSpec,
+    precision_recall,
     save_images,
 )
 from prunegen.metrics import cache as cache_module
@@ -72,10 +73,7 @@ def test_frechet_distance_matches_scipy_sqrtm() -> None:
 
 
 def _pr(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
-    metric = PrecisionRecall(Features(real.shape[1]), k=k)
-    metric.update(real, real=True)
-    metric.update(fake, real=False)
-    return tuple(float(v) for v in metric.compute())
+    return precision_recall(real, fake, k=k)
 
 
 def test_precision_recall_identical_disjoint_and_dropped_mode() -> None:
@@ -95,8 +93,12 @@ def digits16() -> DigitsDataModule:
     return DigitsDataModule(image_size=16)
 
 
+def _spec(cache_dir, **settings) -> ScorerSpec:
+    return ScorerSpec(ClassifierFeatures(epochs=1), batch_size=256, cache_dir=cache_dir, **settings)
+
+
 def test_real_statistics_cached_and_keyed(digits16, tmp_path, monkeypatch) -> None:
-    first = build_scorer(digits16, tmp_path, batch_size=256, classifier_epochs=1)
+    first = _spec(tmp_path).build(digits16)
     assert not first.real_cached
     files = list((tmp_path / "real_stats").glob("*.pt"))
     assert len(files) == 1 and files[0].name.startswith("digits_train_16px_classifier_1439_")
@@ -105,13 +107,13 @@ def test_real_statistics_cached_and_keyed(digits16, tmp_path, monkeypatch) -> No
         raise AssertionError("real statistics recomputed although they are cached")
 
     monkeypatch.setattr(cache_module, "compute_real_stats", fail)
-    second = build_scorer(digits16, tmp_path, batch_size=256, classifier_epochs=1)
+    second = _spec(tmp_path).build(digits16)
     assert second.real_cached
     assert torch.equal(second.real.features, first.real.features)
     model = PoolModel(digits16.split_tensors("test")[0])
     assert first.score(model, 100, 50) == second.score(model, 100, 50)
     with pytest.raises(AssertionError, match="recomputed"):  # another key (fewer real images) misses
-        build_scorer(digits16, tmp_path, batch_size=256, classifier_epochs=1, num_real=500)
+        _spec(tmp_path, num_real=500).build(digits16)
 
 
 def _eval_cfg(tmp_path, *overrides: str):
@@ -127,8 +129,6 @@ def test_eval_pruned_checkpoint_over_seeds(make_cfg, tmp_path) -> None:
     cfg = make_cfg("pruning=unstructured", "pruning.start_epoch=0", "pruning.end_epoch=0", "pruning.final_sparsity=0.5")
     _, objects = train(cfg)
     run = tmp_path / "run"
-    (run / ".hydra").mkdir()
-    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")  # what Hydra saves beside every run
     ckpt = run / "checkpoints" / "last.ckpt"
 
     model, _ = load_model(ckpt)  # masks restored, weights identical
@@ -157,8 +157,6 @@ def test_eval_conditional_vae_checkpoint(make_cfg, tmp_path) -> None:
         "data.image_size=16", "metrics.num_samples=64", "metrics.batch_size=64", tiny=False,
     )
     train(cfg)
-    (tmp_path / "run" / ".hydra").mkdir()
-    OmegaConf.save(cfg, tmp_path / "run" / ".hydra" / "config.yaml")
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     record = evaluate(_eval_cfg(tmp_path, f"ckpt_path={ckpt}", "metrics.num_samples=40"))
     assert record["model"]["family"] == "vae" and record["metrics"]["num_samples"] == 40
@@ -203,14 +201,23 @@ def _ddp_worker(rank: int, world: int, store: str, out: str) -> None:
         extract = scorer.extractor.extract
         scorer.extractor.extract = lambda x: calls.append(len(x)) or extract(x)
         result = scorer.score(model, 120, seed=0)
-        torch.save({"result": result, "calls": calls}, f"{out}.{rank}")
+        calls_120 = list(calls)
+        one_batch = scorer.score(model, 20, seed=1)  # a single batch: rank 1 samples nothing
+        torch.save({"result": result, "calls": calls_120, "one_batch": one_batch}, f"{out}.{rank}")
     finally:
         torch.distributed.destroy_process_group()
 
 
-def test_ddp_ranks_score_their_share_and_agree(tmp_path) -> None:
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "out")), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"out.{r}", weights_only=False) for r in range(2)]
+@pytest.fixture(scope="module")
+def ddp_ranks(tmp_path_factory) -> list[dict]:
+    """What each of 2 gloo ranks scored (and extracted): 120 samples in 6 batches, then 20 in 1 batch."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_ddp_worker, args=(2, str(tmp / "store"), str(tmp / "out")), nprocs=2, join=True)
+    return [torch.load(tmp / f"out.{r}", weights_only=False) for r in range(2)]
+
+
+def test_ddp_ranks_score_their_share_and_agree(ddp_ranks) -> None:
+    ranks = ddp_ranks
     scorer, model = _scorer_and_model()
     single = scorer.score(model, 120, seed=0)
     for r in ranks:
@@ -221,3 +228,16 @@ def test_ddp_ranks_score_their_share_and_agree(tmp_path) -> None:
     assert (gathered["precision"], gathered["recall"]) == (single["precision"], single["recall"])
     assert gathered["class_coverage"] == pytest.approx(single["class_coverage"], rel=1e-9)
     assert gathered["num_samples"] == 120
+    # The fake features are gathered in sample order and IS splits are fixed per sample: KID and IS agree too.
+    for key in ("kid_mean", "kid_std", "is_mean", "is_std"):
+        assert gathered[key] == pytest.approx(single[key], rel=1e-6), key
+
+
+def test_ddp_scores_fewer_batches_than_ranks(ddp_ranks) -> None:
+    """Any sample count on any number of ranks: a rank without a batch still takes part."""
+    ranks = [r["one_batch"] for r in ddp_ranks]
+    scorer, model = _scorer_and_model()
+    single = scorer.score(model, 20, seed=1)
+    assert ranks[0] == ranks[1] and ranks[0]["num_samples"] == 20
+    for key in ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "class_coverage"):
+        assert ranks[0][key] == pytest.approx(single[key], rel=1e-6), key

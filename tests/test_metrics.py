@@ -15,7 +15,6 @@ from prunegen.metrics import (
     EvaluationCallback,
     GeneratorScorer,
     class_coverage,
-    evaluate_model,
     load_or_train_classifier,
 )
 from prunegen.metrics import classifier as classifier_module
@@ -77,7 +76,7 @@ def test_class_coverage_uniform_and_single() -> None:
 def test_classifier_accurate_and_cached(trained, datamodule, cache_dir, monkeypatch) -> None:
     classifier, accuracy = trained
     assert accuracy >= 0.95
-    assert (cache_dir / "classifier_digits_32px.pt").exists()
+    assert len(list(cache_dir.glob("classifier_digits_32px_*.pt"))) == 1  # named by dataset, keyed by content
 
     def fail(*args, **kwargs):
         raise AssertionError("trained again although the cache exists")
@@ -156,14 +155,15 @@ def test_real_statistics_computed_once(extractor, datamodule, monkeypatch) -> No
     assert calls[:real_batches] == [500, 500, len(train) - 1000]
     assert calls[real_batches:] == [100] * 6  # one pass per fake batch, shared by FID, KID and IS
     assert first == second  # seeded samples, fixed real statistics
-    assert scorer.metrics["kid"].subset_size == 300
+    assert first["kid_subset_size"] == 300
     assert tuple(first) == RESULT_KEYS
     assert first["extractor"] == "classifier" and first["num_samples"] == 300
 
 
-def test_evaluate_model_on_real_digits(trained, datamodule, cache_dir, noise) -> None:
-    real = evaluate_model(FakeModel(datamodule.split_tensors("test")[0], random=True), datamodule, 500, 250, cache_dir)
-    fake = evaluate_model(FakeModel(noise, random=True), datamodule, 500, 250, cache_dir)
+def test_callback_scores_any_model_on_real_digits(trained, datamodule, cache_dir, noise) -> None:
+    evaluation = EvaluationCallback(500, batch_size=250, cache_dir=cache_dir)
+    real = evaluation.score(FakeModel(datamodule.split_tensors("test")[0], random=True), datamodule)
+    fake = evaluation.score(FakeModel(noise, random=True))  # the scorer built for the first is reused
     assert real["class_coverage"] > 9 and real["is_mean"] > 2 * fake["is_mean"]
     assert real["fid"] < 0.05 * fake["fid"] and real["kid_mean"] < 0.05 * fake["kid_mean"]
     assert real["extractor_accuracy"] == trained[1]
@@ -209,3 +209,34 @@ def test_callback_evaluates_every_n_and_last_epoch(trained, cache_dir, every_n_e
     assert trainer.callback_metrics["val/fid"].item() == pytest.approx(callback.results["fid"])
     assert {"val/kid", "val/is", "val/class_coverage"} <= set(trainer.callback_metrics)
     assert all(k.startswith("generator.") for k in model.state_dict())  # no metric state in the model
+
+
+class BareGenerator(nn.Module):
+    """TinyGAN's network behind the generator protocol alone (a dense teacher, an exported generator)."""
+
+    latent_dim, num_classes = 4, 0
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z).view(len(z), 1, 32, 32)
+
+    def spec(self) -> dict:
+        return {}
+
+
+def test_callback_record_from_state_and_score_of_a_bare_generator(trained, cache_dir) -> None:
+    callback = EvaluationCallback(100, 1, batch_size=50, cache_dir=str(cache_dir))
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+    model = TinyGAN()
+    trainer.fit(model, datamodule=DigitsDataModule(image_size=32))
+    assert callback.record(trainer, model) == {"metrics": callback.results}
+    restored = EvaluationCallback(100, 1, batch_size=50, cache_dir=str(cache_dir))
+    restored.load_state_dict(callback.state_dict())  # what ddp_spawn's parent and a resumed run get
+    assert restored.record(trainer, model) == {"metrics": callback.results}
+    assert restored.scorer is None  # read from the state, not scored again
+    # The same settings score a bare network like the model that wraps it (same latents, same images).
+    assert callback.score(BareGenerator(model.generator)) == callback.score(model) == callback.results

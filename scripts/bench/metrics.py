@@ -17,7 +17,7 @@ import torch
 from torch_fidelity import calculate_metrics
 
 from prunegen.data.digits import DigitsDataModule
-from prunegen.metrics import InceptionExtractor, from_folder, random_inception_weights, save_images, scorer_for
+from prunegen.metrics import InceptionFeatures, ScorerSpec, from_folder, random_inception_weights, save_images
 
 
 def prepare(root: Path, n: int) -> tuple[Path, Path, Path]:
@@ -31,8 +31,8 @@ def prepare(root: Path, n: int) -> tuple[Path, Path, Path]:
 
 def ours(real: Path, fake: Path, weights: Path, batch_size: int) -> float:
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    extractor = InceptionExtractor(weights).to(device)
-    scorer = scorer_for(extractor, from_folder(real), None, batch_size, device)  # cache_dir None: computed, timed
+    spec = ScorerSpec(InceptionFeatures(weights), batch_size=batch_size, cache_dir=None)  # no cache: computed, timed
+    scorer = spec.build(device=device, real_dir=real)
     fakes = from_folder(fake)
     return scorer.score_images(fakes.batches(batch_size), fakes.count, device)["fid"]
 

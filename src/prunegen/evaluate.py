@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
 from prunegen.checkpoint import load_model
-from prunegen.metrics import EvaluationCallback, build_extractor, from_datamodule, from_folder, scorer_for
+from prunegen.metrics import EvaluationCallback, ScorerSpec, from_folder
 from prunegen.pruning.masks import count_parameters
 from prunegen.reporting.record import hydra_overrides, recorded_run
 
@@ -33,52 +33,34 @@ def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def score_checkpoint(cfg: DictConfig, evaluation: EvaluationCallback, record: dict[str, Any]) -> dict[str, Any]:
+def score_checkpoint(cfg: DictConfig, spec: ScorerSpec, record: dict[str, Any]) -> dict[str, Any]:
     model, run_cfg = load_model(cfg.ckpt_path)
     model = model.to(cfg.device)
     datamodule = instantiate(cfg.data if cfg.get("data") else run_cfg.data)
     total, nonzero = count_parameters(model.generator)
     record["model"] = {"name": getattr(model, "name", None), "family": getattr(model, "family", None)}
     record["generator"] = {"params_total": total, "params_nonzero": nonzero, "sparsity": 1 - nonzero / total}
-    record["data"] = {"name": datamodule.name, "image_size": datamodule.image_size, "split": evaluation.real_split}
-    scorer = _scorer(cfg, evaluation, datamodule, None)
+    record["data"] = {"name": datamodule.name, "image_size": datamodule.image_size, "split": spec.real_split}
+    scorer = spec.build(datamodule, cfg.device)
     per_seed = []
     for seed in cfg.seeds:
-        result = scorer.score(model, evaluation.num_samples, evaluation.batch_size, seed=int(seed))
+        result = scorer.score(model, spec.num_samples, spec.batch_size, seed=int(seed))
         per_seed.append({**result, "seed": int(seed)})
     record["real_stats_cached"] = scorer.real_cached
     return summarize(per_seed)
 
 
-def score_folder(cfg: DictConfig, evaluation: EvaluationCallback, record: dict[str, Any]) -> dict[str, Any]:
+def score_folder(cfg: DictConfig, spec: ScorerSpec, record: dict[str, Any]) -> dict[str, Any]:
     datamodule = instantiate(cfg.data) if cfg.get("data") else None
     if datamodule is None and not cfg.get("real_dir"):
         raise ValueError("fake_dir= needs the real images: set real_dir=PATH or data=NAME")
-    scorer = _scorer(cfg, evaluation, datamodule, cfg.get("real_dir"))
-    channels = 3 if evaluation.extractor == "inception" else datamodule.channels
-    fakes = from_folder(cfg.fake_dir, channels)
-    result = scorer.score_images(fakes.batches(evaluation.batch_size), fakes.count, cfg.device, seed=int(cfg.seeds[0]))
+    scorer = spec.build(datamodule, cfg.device, real_dir=cfg.get("real_dir"))
+    fakes = from_folder(cfg.fake_dir, scorer.extractor.channels)
+    result = scorer.score_images(fakes.batches(spec.batch_size), fakes.count, cfg.device, seed=int(cfg.seeds[0]))
     if datamodule is not None:
-        record["data"] = {"name": datamodule.name, "image_size": datamodule.image_size, "split": evaluation.real_split}
+        record["data"] = {"name": datamodule.name, "image_size": datamodule.image_size, "split": spec.real_split}
     record["real_stats_cached"] = scorer.real_cached
     return result
-
-
-def _scorer(cfg: DictConfig, evaluation: EvaluationCallback, datamodule: Any, real_dir: str | None) -> Any:
-    extractor, coverage = build_extractor(
-        evaluation.extractor,
-        datamodule,
-        evaluation.cache_dir,
-        evaluation.inception_weights,
-        evaluation.classifier_epochs,
-        cfg.device,
-    )
-    if real_dir:
-        channels = 3 if evaluation.extractor == "inception" else datamodule.channels
-        real = from_folder(real_dir, channels, evaluation.num_real)
-    else:
-        real = from_datamodule(datamodule, evaluation.real_split, evaluation.num_real)
-    return scorer_for(extractor, real, evaluation.cache_dir, evaluation.batch_size, cfg.device, coverage, pr_k=evaluation.pr_k)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -94,7 +76,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             torch.set_num_threads(cfg.num_threads)
         evaluation: EvaluationCallback = instantiate(cfg.metrics)  # validates the extractor and its weights
         score = score_checkpoint if cfg.get("ckpt_path") else score_folder
-        record["metrics"] = score(cfg, evaluation, record)
+        record["metrics"] = score(cfg, evaluation.spec, record)  # the training run's scorer spec
         record["status"] = "completed"
         return record
 

@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision import transforms
 
 from prunegen.data.protocol import SPLITS
+from prunegen.fileio import content_hash
 
 
 class ConvertMode:
@@ -32,6 +33,11 @@ def image_transform(image_size: int, channels: int) -> transforms.Compose:
             transforms.Normalize([0.5] * channels, [0.5] * channels),  # [-1, 1]
         ]
     )
+
+
+def tensors_fingerprint(datamodule: L.LightningDataModule) -> str:
+    """Hash of every split's images and labels as `split_tensors` gives them: what scoring caches are keyed by."""
+    return content_hash([datamodule.split_tensors(split) for split in SPLITS])
 
 
 def split_indices(n: int, fractions: tuple[float, float], seed: int) -> dict[str, torch.Tensor]:
@@ -107,6 +113,11 @@ class ImageDataModule(L.LightningDataModule):
             x.append(xb)
             y.append(torch.as_tensor(yb, dtype=torch.long))
         return torch.cat(x), torch.cat(y)
+
+    def fingerprint(self) -> str:
+        """Identity of the images and labels served (the domain classifier and real statistics are cached
+        under it): the split tensors' hash. Subclasses that can tell it without decoding override it."""
+        return tensors_fingerprint(self)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ds = self.dataset(split)

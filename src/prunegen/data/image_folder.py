@@ -7,6 +7,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Subset
 
 from prunegen.data.base import ImageDataModule, image_transform, split_indices
+from prunegen.fileio import content_hash, file_list_hash
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -116,6 +117,13 @@ class ImageFolderDataModule(ImageDataModule):
     def num_classes(self) -> int:
         self._scanned()
         return len(self.classes)
+
+    def fingerprint(self) -> str:
+        """The files (names under root, sizes, modification times), their labels and how they become
+        tensors (size, channels, splits, subset), without decoding an image."""
+        files, labels = self._scanned()
+        settings = (self.image_size, self.channels, self.fractions, self.split_seed, self.eval_max_images)
+        return content_hash(file_list_hash(files, self.root), labels, settings)
 
     def build_splits(self) -> dict[str, Dataset]:
         files, labels = self._scanned()

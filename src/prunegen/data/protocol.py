@@ -19,3 +19,7 @@ class ImageData(Protocol):
     def split_tensors(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         """(images (N, C, S, S) in [-1, 1], labels (N,) long) of one of SPLITS; a fixed subset when capped."""
         ...
+
+    def fingerprint(self) -> str:
+        """Identity of the images and labels served (a content hash): scoring caches are keyed by it."""
+        ...

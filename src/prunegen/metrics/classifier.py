@@ -8,8 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunegen.metrics.cache import save_atomic
+from prunegen.data.protocol import ImageData
+from prunegen.fileio import content_hash, save_torch
 from prunegen.metrics.rng import isolated_rng
+
+CLASSIFIER_VERSION = 2  # bump when training or what is stored changes
+TRAINING = {"batch_size": 64, "lr": 1e-2}
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -29,7 +33,7 @@ class DomainClassifier(nn.Module):
             c = w
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c, num_classes)
-        self.num_features = c
+        self.num_features, self.in_channels = c, in_channels
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features (N, num_features)."""
@@ -75,6 +79,7 @@ def train_classifier(
     device: torch.device | str = "cpu",
 ) -> DomainClassifier:
     """Train a fresh DomainClassifier with Adam; deterministic given `seed`, global RNG untouched."""
+    batch_size = min(batch_size, len(images))  # a tiny dataset still makes one step per epoch
     with isolated_rng(seed, device):
         classifier = DomainClassifier(**arch).to(device)
         opt = torch.optim.Adam(classifier.parameters(), lr=lr)
@@ -93,43 +98,54 @@ def train_classifier(
     return classifier.eval()
 
 
-def classifier_cache_path(datamodule: Any, cache_dir: str | Path) -> Path:
-    """Where the classifier for this dataset and image size is cached."""
-    return Path(cache_dir) / f"classifier_{datamodule.name}_{datamodule.image_size}px.pt"
+def classifier_key(datamodule: ImageData, epochs: int = 8, seed: int = 0) -> dict[str, Any]:
+    """Everything the cached classifier depends on: the data's content (not its name), architecture, training."""
+    arch = {"in_channels": datamodule.channels, "num_classes": datamodule.num_classes, "widths": [32, 64, 128]}
+    return {"data": datamodule.fingerprint(), "arch": arch, "epochs": epochs, "seed": seed, **TRAINING,
+            "version": CLASSIFIER_VERSION}
 
 
-def _load_cached(path: Path, arch: dict[str, Any]) -> tuple[DomainClassifier, float] | None:
-    if not path.exists():
+def classifier_cache_path(datamodule: ImageData, cache_dir: str | Path, key: dict[str, Any]) -> Path:
+    """`<cache_dir>/classifier_<dataset>_<size>px_<hash of key>.pt`: one file per content and settings."""
+    return Path(cache_dir) / f"classifier_{datamodule.name}_{datamodule.image_size}px_{content_hash(key)}.pt"
+
+
+def _load_cached(path: Path, key: dict[str, Any]) -> tuple[DomainClassifier, float] | None:
+    if not path.is_file():
         return None
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["arch"].items()}
-    if saved != arch:
-        return None  # another architecture: retrain and overwrite
+    if content_hash(payload.get("key")) != content_hash(key):
+        return None  # a hash collision of the file name, or a file from elsewhere: retrain and overwrite
     with isolated_rng(0):  # its random init is overwritten, but must not advance the caller's RNG
-        classifier = DomainClassifier(**arch)
+        classifier = DomainClassifier(**_arch(key))
     classifier.load_state_dict(payload["state_dict"])
     return classifier.eval(), float(payload["accuracy"])
 
 
+def _arch(key: dict[str, Any]) -> dict[str, Any]:
+    return {**key["arch"], "widths": tuple(key["arch"]["widths"])}
+
+
 def load_or_train_classifier(
-    datamodule: Any,
-    cache_dir: str | Path = ".cache",
+    datamodule: ImageData,
+    cache_dir: str | Path | None = ".cache",
     epochs: int = 8,
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> tuple[DomainClassifier, float]:
-    """Load the cached classifier for `datamodule`, or train it on "train" and cache it; returns (model, test acc)."""
-    arch = {"in_channels": datamodule.channels, "num_classes": datamodule.num_classes, "widths": (32, 64, 128)}
-    path = classifier_cache_path(datamodule, cache_dir)
-    cached = _load_cached(path, arch)
+    """The cached classifier for `datamodule`'s content, or one trained on "train" and cached (unless
+    `cache_dir` is None); returns (model, test accuracy)."""
+    key = classifier_key(datamodule, epochs, seed)
+    path = classifier_cache_path(datamodule, cache_dir, key) if cache_dir is not None else None
+    cached = _load_cached(path, key) if path is not None else None
     if cached is not None:
         return cached[0].to(device), cached[1]
     start = time.perf_counter()
-    classifier = train_classifier(arch, *datamodule.split_tensors("train"), epochs=epochs, seed=seed, device=device)
+    images, labels = datamodule.split_tensors("train")
+    classifier = train_classifier(_arch(key), images, labels, epochs=epochs, seed=seed, device=device, **TRAINING)
     seconds = time.perf_counter() - start
     accuracy = evaluate_accuracy(classifier, *datamodule.split_tensors("test"))
     state = {k: v.cpu() for k, v in classifier.state_dict().items()}
-    payload = {"state_dict": state, "accuracy": accuracy, "arch": arch, "epochs": epochs, "seed": seed}
-    payload["train_seconds"] = seconds
-    save_atomic(payload, path)
+    if path is not None:
+        save_torch({"key": key, "state_dict": state, "accuracy": accuracy, "train_seconds": seconds}, path)
     return classifier, accuracy

@@ -1,13 +1,18 @@
-"""Feature extractors and the thin modules that plug them into torchmetrics' `feature=` argument."""
+"""Feature extractors, and the specs that `configs/metrics/extractor/*.yaml` build (`_target_`).
 
-import hashlib
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+A spec holds an extractor's settings from the config (checked before training); `build` makes the
+extractor once the data and the device are known.
+"""
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
-if TYPE_CHECKING:  # classifier.py imports the cache, which imports this module
-    from prunegen.metrics.classifier import DomainClassifier
+from prunegen.data.protocol import ImageData
+from prunegen.fileio import content_hash
+from prunegen.metrics.classifier import DomainClassifier, load_or_train_classifier
 
 
 @runtime_checkable
@@ -16,12 +21,32 @@ class FeatureExtractor(Protocol):
 
     name: str  # labels every score, e.g. "classifier" or "inception"
     num_features: int
+    num_logits: int
+    channels: int  # how many channels it reads image files with (1 or 3)
     accuracy: float | None  # test accuracy on the dataset, None where it has none (Inception)
     resize: str  # how images reach the network's input size, recorded in metrics.json
 
     def extract(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(features (N, num_features), logits (N, K)) in one forward pass."""
+        """(features (N, num_features), logits (N, num_logits)) in one forward pass."""
         ...
+
+
+@runtime_checkable
+class FeatureSpec(Protocol):
+    """A `metrics/extractor/*.yaml` node, built by Hydra: the extractor's settings."""
+
+    name: str
+
+    def build(
+        self, datamodule: ImageData | None, cache_dir: str | Path | None, device: torch.device | str
+    ) -> FeatureExtractor:
+        """The extractor for `datamodule` (None: no dataset, e.g. folder against folder) on `device`."""
+        ...
+
+
+def fingerprint(module: nn.Module) -> str:
+    """sha256 (16 hex digits) of a module's state dict: names, shapes, dtypes and values."""
+    return content_hash(module.state_dict())
 
 
 class ClassifierExtractor(nn.Module):
@@ -30,11 +55,12 @@ class ClassifierExtractor(nn.Module):
     name = "classifier"
     resize = "none"  # the classifier sees the dataset's own resolution
 
-    def __init__(self, classifier: "DomainClassifier", accuracy: float | None = None) -> None:
+    def __init__(self, classifier: DomainClassifier, accuracy: float | None = None) -> None:
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
         self.num_features = classifier.num_features
-        self.num_classes = classifier.head.out_features
+        self.num_classes = self.num_logits = classifier.head.out_features
+        self.channels = classifier.in_channels
         self.accuracy = accuracy
 
     def train(self, mode: bool = True) -> "ClassifierExtractor":
@@ -47,59 +73,31 @@ class ClassifierExtractor(nn.Module):
         return features, self.classifier.head(features)
 
 
-def fingerprint(module: nn.Module) -> str:
-    """sha256 (16 hex digits) of a module's state dict: names, shapes, dtypes and values."""
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+def domain_classifier(
+    datamodule: ImageData,
+    cache_dir: str | Path | None,
+    epochs: int = 8,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> ClassifierExtractor:
+    """The dataset's domain classifier (cached by the data's content, trained on first use)."""
+    return ClassifierExtractor(*load_or_train_classifier(datamodule, cache_dir, epochs, seed, device))
 
 
-class SharedPass(nn.Module):
-    """Runs the extractor once per batch although FID, KID and IS each ask for it."""
+class ClassifierFeatures:
+    """`metrics/extractor=classifier`: a small CNN trained on the dataset's own train split."""
 
-    def __init__(self, extractor: FeatureExtractor) -> None:
-        super().__init__()
-        if not isinstance(extractor, nn.Module):
-            raise TypeError(f"extractor must be an nn.Module, got {type(extractor).__name__}")
-        self.extractor = extractor
-        self._last: tuple[Tensor, tuple[Tensor, Tensor]] | None = None
+    name = "classifier"
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(features, logits) of x, reused when the same tensor object comes again."""
-        # Holding x keeps its id from being reused, so `is` can't match a different batch.
-        if self._last is None or self._last[0] is not x:
-            self._last = (x, self.extractor.extract(x))
-        return self._last[1]
+    def __init__(self, epochs: int = 8, seed: int = 0) -> None:
+        if epochs < 1:
+            raise ValueError(f"metrics.extractor.epochs must be >= 1, got {epochs}")
+        self.epochs, self.seed = epochs, seed
 
-    def clear(self) -> None:
-        """Drop the cached batch."""
-        self._last = None
-
-
-class FeatureModule(nn.Module):
-    """`feature=` module for FID/KID: float images in, (N, num_features) out, no casting."""
-
-    def __init__(self, shared: SharedPass) -> None:
-        super().__init__()
-        self.shared = shared
-        # Without this attribute torchmetrics probes the module with a uint8 299x299 image.
-        self.num_features = shared.extractor.num_features
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Features of x."""
-        return self.shared(x)[0]
-
-
-class LogitsModule(nn.Module):
-    """`feature=` module for InceptionScore: float images in, (N, K) logits out."""
-
-    def __init__(self, shared: SharedPass) -> None:
-        super().__init__()
-        self.shared = shared
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits of x."""
-        return self.shared(x)[1]
+    def build(
+        self, datamodule: ImageData | None, cache_dir: str | Path | None, device: torch.device | str = "cpu"
+    ) -> ClassifierExtractor:
+        """The cached (or newly trained) classifier of `datamodule`."""
+        if datamodule is None or not datamodule.num_classes:
+            raise ValueError("metrics.extractor=classifier needs a labelled dataset to train on: set data=NAME")
+        return domain_classifier(datamodule, cache_dir, self.epochs, self.seed, device)

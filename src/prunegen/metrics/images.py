@@ -1,15 +1,16 @@
 """Where images to score come from: a datamodule's split or a folder of image files."""
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
+
+from prunegen.data.protocol import ImageData
+from prunegen.fileio import content_hash, file_list_hash, to_uint8
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")  # torch-fidelity's defaults
 
@@ -18,33 +19,41 @@ EXTENSIONS = (".png", ".jpg", ".jpeg")  # torch-fidelity's defaults
 class ImageSource:
     """A fixed set of images, streamed in float batches (N, C, H, W) in [-1, 1]."""
 
-    name: str  # dataset name, or the folder's identity (for cache keys)
+    name: str  # dataset name, or the folder's name (for cache file names)
     split: str
     image_size: int | None  # None when the images' own sizes are used
     count: int
     batches: Callable[[int], Iterator[Tensor]]  # batch_size -> batches
-    content: str | None = None  # hash of the images (or of the file list) where it is cheap to know
+    content: str  # what the images are: the dataset's fingerprint (+ split, limit), or the file list's hash
 
 
-def tensor_hash(x: Tensor) -> str:
-    """sha256 (16 hex digits) of a tensor's shape and values."""
-    x = x.detach().cpu().contiguous()
-    h = hashlib.sha256(f"{tuple(x.shape)}:{x.dtype}".encode())
-    h.update(x.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+def check_data(datamodule: object) -> ImageData:
+    """`datamodule` if it serves what scoring reads (`ImageData`), else a TypeError saying what is missing."""
+    if not isinstance(datamodule, ImageData):
+        raise TypeError(
+            f"scoring needs a datamodule with name, image_size, channels, num_classes, split_tensors(split) and "
+            f"fingerprint() (prunegen.data.ImageData); got {type(datamodule).__name__}"
+        )
+    return datamodule
 
 
-def from_datamodule(datamodule: Any, split: str = "train", limit: int | None = None) -> ImageSource:
+def from_datamodule(datamodule: ImageData, split: str = "train", limit: int | None = None) -> ImageSource:
     """The first `limit` images (all if None) of `datamodule.split_tensors(split)`."""
-    images = datamodule.split_tensors(split)[0]
+    images = check_data(datamodule).split_tensors(split)[0]
     images = images[:limit] if limit is not None else images
+    content = content_hash(datamodule.fingerprint(), split, len(images))  # no second pass over the pixels
+    return from_tensor(images, datamodule.name, split, content)
+
+
+def from_tensor(images: Tensor, name: str = "tensor", split: str = "tensor", content: str | None = None) -> ImageSource:
+    """Images already in memory (N, C, H, W) in [-1, 1]; `content` defaults to their hash."""
 
     def batches(batch_size: int) -> Iterator[Tensor]:
         for i in range(0, len(images), batch_size):
             yield images[i : i + batch_size]
 
-    # The content hash makes a changed split (fractions, seed, image subset) miss the cache.
-    return ImageSource(datamodule.name, split, datamodule.image_size, len(images), batches, tensor_hash(images))
+    content = content or content_hash(images)
+    return ImageSource(name, split, images.shape[-1], len(images), batches, content)
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -69,12 +78,6 @@ def load_image(path: Path, channels: int = 3) -> Tensor:
 def from_folder(folder: str | Path, channels: int = 3, limit: int | None = None) -> ImageSource:
     """The image files of `folder` (first `limit` by name), decoded like torch-fidelity decodes them."""
     files = list_images(folder)[:limit]
-    # Identity for cache keys: the folder and its files' names, sizes and modification times.
-    h = hashlib.sha256(str(Path(folder).resolve()).encode())
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    name = f"folder-{Path(folder).resolve().name}"
 
     def batches(batch_size: int) -> Iterator[Tensor]:
         for i in range(0, len(files), batch_size):
@@ -82,16 +85,16 @@ def from_folder(folder: str | Path, channels: int = 3, limit: int | None = None)
             yield x.float() / 127.5 - 1
 
     size = load_image(files[0], channels).shape[-1]
-    return ImageSource(name, "folder", size, len(files), batches, h.hexdigest()[:16])
+    content = content_hash(file_list_hash(files, folder), channels)
+    return ImageSource(f"folder-{Path(folder).resolve().name}", "folder", size, len(files), batches, content)
 
 
 def save_images(images: Tensor, folder: str | Path, start: int = 0) -> list[Path]:
     """Write images in [-1, 1] as PNGs `000000.png`, ... (rounded to uint8 as the extractors read them)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    u8 = ((images.detach().cpu().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
     paths = []
-    for i, img in enumerate(u8, start):
+    for i, img in enumerate(to_uint8(images).cpu(), start):
         array = img.squeeze(0).numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
         paths.append(folder / f"{i:06d}.png")
         Image.fromarray(array).save(paths[-1])

@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
-from prunegen.metrics.cache import save_atomic
+from prunegen.data.protocol import ImageData
+from prunegen.fileio import save_torch, to_uint8
 from prunegen.metrics.rng import isolated_rng
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -51,7 +52,7 @@ def to_uint8_rgb(x: Tensor) -> Tensor:
         x = x.expand(-1, 3, -1, -1)
     if x.shape[1] != 3:
         raise ValueError(f"Inception needs 1 or 3 channels, got images of shape {tuple(x.shape)}")
-    return ((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return to_uint8(x)
 
 
 class InceptionExtractor(nn.Module):
@@ -59,6 +60,8 @@ class InceptionExtractor(nn.Module):
 
     name = "inception"
     num_features = 2048
+    num_logits = 1008
+    channels = 3  # image files are read as RGB, like torch-fidelity reads them
     accuracy = None
     resize = RESIZE
 
@@ -77,6 +80,21 @@ class InceptionExtractor(nn.Module):
         """(features (N, 2048), logits (N, 1008)) of images in [-1, 1]."""
         features, logits = self.net(to_uint8_rgb(x))
         return features, logits
+
+
+class InceptionFeatures:
+    """`metrics/extractor=inception`: torch-fidelity's InceptionV3; a missing weights file fails here, before training."""
+
+    name = "inception"
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        self.weights = resolve_inception_weights(weights)
+
+    def build(
+        self, datamodule: ImageData | None, cache_dir: str | Path | None, device: torch.device | str = "cpu"
+    ) -> InceptionExtractor:
+        """The network with its weights, on `device` (the data plays no part)."""
+        return InceptionExtractor(self.weights).to(device)
 
 
 class _UnloadedInceptionV3(FeatureExtractorInceptionV3):
@@ -108,5 +126,5 @@ def random_inception_weights(path: str | Path, calibration: Iterable[Tensor], se
         net(to_uint8_rgb(x))
     for bn in bns:
         bn.momentum = 0.1
-    save_atomic(net.state_dict(), path)
+    save_torch(net.state_dict(), path)
     return path

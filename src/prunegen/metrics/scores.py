@@ -1,7 +1,8 @@
 """FID, KID, IS, precision/recall and class coverage of a generator (or a set of images) against fixed real statistics."""
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -9,18 +10,23 @@ import torch_fidelity
 import torchmetrics
 from torch import Tensor, nn
 
-from prunegen.metrics.cache import RealStats, compute_real_stats
-from prunegen.metrics.extractors import (
-    ClassifierExtractor,
-    FeatureExtractor,
-    FeatureModule,
-    LogitsModule,
-    SharedPass,
-    fingerprint,
-)
+from prunegen.metrics.cache import RealStats, compute_real_stats, kept_indices
+from prunegen.metrics.extractors import ClassifierExtractor, FeatureExtractor, fingerprint
+from prunegen.metrics.images import from_tensor
 from prunegen.metrics.rng import isolated_rng
-from prunegen.metrics.streaming import FID, IS, KID, ClassHistogram, PrecisionRecall
+from prunegen.metrics.streaming import (
+    FID,
+    IS,
+    ClassHistogram,
+    FeatureSample,
+    Identity,
+    is_splits,
+    kid,
+    kid_subsets,
+    precision_recall,
+)
 
+# Every score's record, in this order (metrics.json keys under `metrics.`).
 RESULT_KEYS = (
     "fid",
     "kid_mean",
@@ -37,9 +43,22 @@ RESULT_KEYS = (
     "resize",
     "num_samples",
     "num_real",
+    "kid_subset_size",
+    "max_features",
     "torchmetrics_version",
     "torch_fidelity_version",
 )
+
+
+@runtime_checkable
+class Sampleable(Protocol):
+    """A generative model as the metrics see it (the LightningModules; `GeneratorSampler` over a bare net)."""
+
+    generator: nn.Module
+
+    def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """n images in [-1, 1]."""
+        ...
 
 
 def coverage_from_counts(counts: Tensor) -> float:
@@ -55,7 +74,7 @@ def class_coverage(logits_or_labels: Tensor, num_classes: int) -> float:
     return coverage_from_counts(torch.bincount(labels.long().flatten().cpu(), minlength=num_classes))
 
 
-def model_device(model: Any) -> torch.device:
+def model_device(model: Sampleable) -> torch.device:
     """Device of the model's generator (CPU if it has no parameters)."""
     param = next(model.generator.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
@@ -73,12 +92,23 @@ def batch_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> 1)
 
 
+@dataclass
+class _Plan:
+    """What one scoring draws before the first sample, from its seed: KID's subsets and IS's splits."""
+
+    num_samples: int
+    kid: list[tuple[Tensor, Tensor]]
+    kid_subset_size: int
+
+
 class GeneratorScorer:
     """Owns the metric states; real statistics are fixed (given, or computed on the first `score`).
 
     A plain object, not an nn.Module, so assigning it to a LightningModule never makes the metrics
     (and the extractor's weights) part of the model's state dict. Under torch.distributed each rank
-    scores every world_size-th batch and the metrics gather the fake-image states.
+    scores every world_size-th batch (none is fine) and the metrics gather or sum the fake-image states.
+    Memory does not grow with the number of samples beyond `max_features` features per side (KID and
+    precision/recall read a fixed uniform sample of that size; FID and IS stream).
     """
 
     def __init__(
@@ -87,128 +117,138 @@ class GeneratorScorer:
         real: RealStats | Tensor,
         batch_size: int = 500,
         kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
         is_splits: int = 10,
         pr_k: int = 3,
+        max_features: int | None = 10000,
         coverage: ClassifierExtractor | None = None,
-        weights: str | None = None,
     ) -> None:
         if (real.num if isinstance(real, RealStats) else len(real)) < 2:
             raise ValueError("the real images need at least 2 images")
+        if max_features is not None and max_features <= pr_k:
+            raise ValueError(f"metrics.max_features must be > metrics.pr_k={pr_k} (or null), got {max_features}")
         self.extractor = extractor
         self.real = real if isinstance(real, RealStats) else None
         self.real_images = real if isinstance(real, Tensor) else None  # (N, C, H, W) in [-1, 1]
-        self.real_cached = False  # whether `real` was read from the disk cache (set by `scorer_for`)
-        self.batch_size = batch_size
-        self.is_splits = is_splits
+        self.real_cached = False  # whether `real` was read from the disk cache (set by ScorerSpec.build)
+        self.batch_size, self.pr_k, self.max_features = batch_size, pr_k, max_features
+        self.kid_subsets, self.kid_subset_size, self.is_splits = kid_subsets, kid_subset_size, is_splits
         # The domain classifier behind class_coverage: the extractor itself, or a separate one.
         self.coverage = extractor if coverage is None and isinstance(extractor, ClassifierExtractor) else coverage
-        self.shared = SharedPass(extractor)
-        features, logits = FeatureModule(self.shared), LogitsModule(self.shared)
         self.metrics = nn.ModuleDict(
             {
-                "fid": FID(features),
-                "kid": KID(features, subsets=kid_subsets),
-                "is": IS(logits, splits=is_splits),
-                "pr": PrecisionRecall(features, k=pr_k),
+                "fid": FID(Identity(extractor.num_features)),
+                "sample": FeatureSample(extractor.num_features),
+                "is": IS(extractor.num_logits, splits=is_splits),
             }
         )
         if self.coverage is not None:
             self.metrics["classes"] = ClassHistogram(self.coverage.num_classes)
-        self.weights = weights or fingerprint(extractor)  # recorded with every score
+        self.weights = fingerprint(extractor)  # recorded with every score
         self.device: torch.device | None = None
+        self._plan: _Plan | None = None
 
-    def _prepare(self, device: torch.device) -> None:
+    def _prepare(self, device: torch.device, num_samples: int, seed: int) -> None:
+        if num_samples < max(2, self.is_splits):
+            raise ValueError(f"num_samples must be >= {max(2, self.is_splits)}, got {num_samples}")
         if self.device != device:
-            self.metrics.to(device)  # moves the extractor too
+            self.metrics.to(device)
+            self.extractor.to(device)
             if self.coverage is not None:
                 self.coverage.to(device)
             self.device = device
         if self.real is None:
-            self.real = compute_real_stats(self.extractor, iter_batches(self.real_images, self.batch_size), device)
+            source = from_tensor(self.real_images)
+            self.real = compute_real_stats(self.extractor, source, self.batch_size, device, self.max_features)
         for metric in self.metrics.values():
             metric.reset()
-        for name in ("fid", "kid", "pr"):
-            self.metrics[name].set_real(self.real)  # after `.to`, which would move the CPU features
+        self.metrics["fid"].set_real(self.real)  # after `.to`
+        num_fake = min(num_samples, self.max_features or num_samples)
+        size = min(self.kid_subset_size, num_fake, len(self.real.features))
+        with isolated_rng(seed):  # the draws torchmetrics' KID and IS make, in their order
+            subsets = kid_subsets(len(self.real.features), num_fake, self.kid_subsets, size)
+            self.metrics["is"].start(is_splits(num_samples, self.is_splits))
+        keep = kept_indices(num_samples, self.max_features, seed)
+        self.metrics["sample"].start(None if keep is None else torch.isin(torch.arange(num_samples), keep))
+        self._plan = _Plan(num_samples, subsets, size)
 
-    def _update(self, x: Tensor) -> None:
-        x = x.float()
-        features, logits = self.shared(x)
-        self.metrics["fid"].update(x, real=False)
-        self.metrics["kid"].update(x, real=False)
-        self.metrics["is"].update(x)
-        self.metrics["pr"].update(x, real=False)
+    def _update(self, x: Tensor, index: Tensor) -> None:
+        """Stream one batch of fake images; `index` (CPU) holds their sample indices."""
+        features, logits = self.extractor.extract(x.float())
+        self.metrics["fid"].update(features, real=False)
+        self.metrics["sample"].update(features, index)
+        self.metrics["is"].update(logits, index)
         if self.coverage is not None:
-            self.metrics["classes"].update(logits if self.coverage is self.extractor else self.coverage.extract(x)[1])
+            classes = logits if self.coverage is self.extractor else self.coverage.extract(x.float())[1]
+            self.metrics["classes"].update(classes)
 
-    def _compute(self, num_samples: int, seed: int) -> dict[str, Any]:
-        self.shared.clear()
-        m = self.metrics
-        m["kid"].subset_size = min(1000, num_samples, self.real.num)
-        with isolated_rng(seed, self.device):  # KID subsets and the IS permutation use the global RNG
-            kid_mean, kid_std = m["kid"].compute()
-            is_mean, is_std = m["is"].compute()
-        precision, recall = m["pr"].compute()
-        values = (m["fid"].compute(), kid_mean, kid_std, is_mean, is_std, precision, recall)
-        result: dict[str, Any] = dict(zip(RESULT_KEYS, (float(v) for v in values)))
+    def _compute(self) -> dict[str, Any]:
+        m, plan = self.metrics, self._plan
+        fake = m["sample"].compute().to(self.device)
+        real = self.real.features.to(self.device)
+        kid_mean, kid_std = kid(real, fake, plan.kid)
+        is_mean, is_std = m["is"].compute()
+        precision, recall = precision_recall(real, fake, self.pr_k)
         counts = m["classes"].compute() if self.coverage is not None else None
-        result["class_coverage"] = coverage_from_counts(counts) if counts is not None else None
-        result["class_coverage_accuracy"] = self.coverage.accuracy if self.coverage is not None else None
-        result["extractor"] = self.extractor.name
-        result["extractor_accuracy"] = self.extractor.accuracy
-        result["extractor_weights"] = self.weights
-        result["resize"] = self.extractor.resize
-        result["num_samples"] = num_samples
-        result["num_real"] = self.real.num
-        result["torchmetrics_version"] = torchmetrics.__version__
-        result["torch_fidelity_version"] = torch_fidelity.__version__
-        return result
-
-    def _check(self, num_samples: int, num_batches: int) -> tuple[int, int]:
-        if num_samples < max(2, self.is_splits):
-            raise ValueError(f"num_samples must be >= {max(2, self.is_splits)}, got {num_samples}")
-        rank, world = rank_and_world()
-        if num_batches < world:
-            raise ValueError(f"{num_samples} samples make {num_batches} batches, fewer than the {world} ranks")
-        return rank, world
+        return {
+            "fid": float(m["fid"].compute()),
+            "kid_mean": float(kid_mean),
+            "kid_std": float(kid_std),
+            "is_mean": float(is_mean),
+            "is_std": float(is_std),
+            "precision": precision,
+            "recall": recall,
+            "class_coverage": coverage_from_counts(counts) if counts is not None else None,
+            "class_coverage_accuracy": self.coverage.accuracy if self.coverage is not None else None,
+            "extractor": self.extractor.name,
+            "extractor_accuracy": self.extractor.accuracy,
+            "extractor_weights": self.weights,
+            "resize": self.extractor.resize,
+            "num_samples": plan.num_samples,
+            "num_real": self.real.num,
+            "kid_subset_size": plan.kid_subset_size,
+            "max_features": self.max_features,
+            "torchmetrics_version": torchmetrics.__version__,
+            "torch_fidelity_version": torch_fidelity.__version__,
+        }
 
     @torch.no_grad()
-    def score(self, model: Any, num_samples: int, batch_size: int | None = None, seed: int = 0) -> dict[str, Any]:
+    def score(
+        self, model: Sampleable, num_samples: int, batch_size: int | None = None, seed: int = 0
+    ) -> dict[str, Any]:
         """Sample `num_samples` images from `model` (labels None) and score them; global RNG untouched.
 
         Batch i holds `model.sample(n, generator=<CPU generator seeded by (seed, i)>)`, so the samples
-        do not depend on the number of ranks.
+        do not depend on the number of ranks; ranks without a batch still take part in the gathering.
         """
         batch_size = batch_size or self.batch_size
         starts = range(0, num_samples, batch_size)
-        rank, world = self._check(num_samples, len(starts))
+        rank, world = rank_and_world()
         device = model_device(model)
-        self._prepare(device)
+        self._prepare(device, num_samples, seed)
         for i in range(rank, len(starts), world):
             n = min(batch_size, num_samples - starts[i])
             s = batch_seed(seed, i)
             with isolated_rng(s, device):  # also for models that draw from the global RNG
-                self._update(model.sample(n, generator=torch.Generator().manual_seed(s)).to(device))
-        return self._compute(num_samples, seed)
+                images = model.sample(n, generator=torch.Generator().manual_seed(s))
+            self._update(images.to(device), torch.arange(starts[i], starts[i] + n))
+        return self._compute()
 
     @torch.no_grad()
     def score_images(
         self, batches: Iterable[Tensor], num_images: int, device: torch.device | str = "cpu", seed: int = 0
     ) -> dict[str, Any]:
-        """Score a fixed set of images given as float batches in [-1, 1] (every world_size-th batch on each rank)."""
+        """Score a fixed set of `num_images` images given as float batches in [-1, 1] (every world_size-th
+        batch on each rank)."""
         rank, world = rank_and_world()
-        self._prepare(torch.device(device))
-        seen = num_batches = 0
+        self._prepare(torch.device(device), num_images, seed)
+        seen = 0
         for i, x in enumerate(batches):
-            seen, num_batches = seen + len(x), num_batches + 1
+            if seen + len(x) > num_images:
+                raise ValueError(f"expected {num_images} images, got more")
             if i % world == rank:
-                self._update(x.to(device))
-        self._check(seen, num_batches)
+                self._update(x.to(device), torch.arange(seen, seen + len(x)))
+            seen += len(x)
         if seen != num_images:
             raise ValueError(f"expected {num_images} images, got {seen}")
-        return self._compute(num_images, seed)
-
-
-def iter_batches(images: Tensor, batch_size: int) -> Iterator[Tensor]:
-    """Consecutive slices of `images`."""
-    for i in range(0, len(images), batch_size):
-        yield images[i : i + batch_size]
+        return self._compute()

@@ -1,11 +1,13 @@
-"""torchmetrics' FID/KID/IS with fixed real statistics, plus precision/recall and a class histogram.
+"""Scores from streamed features, in memory bounded by the sample sizes, not by the number of images.
 
-Real-image states are loaded from the cache on every rank, so a DDP sync gathers only the fake-image
-states (each rank scores its share of the samples). Feature lists live on the CPU; the math runs on
-the metric's device.
+FID keeps torchmetrics' sums (and its math). KID and precision/recall read a fixed uniform sample of at
+most `max_features` fake features (`FeatureSample`), chosen before sampling from the sample indices;
+KID draws its subsets from it the way torchmetrics does. IS keeps, per split, the sum of the softmax rows
+and of p·log p (`IS`). Every state is a torchmetrics state: under DDP each rank streams its share and
+`compute()` gathers or sums them (a rank with no samples is fine). Real-image states are fixed, the same
+on every rank, and left out of the sync.
 """
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -14,8 +16,7 @@ from torch import Tensor, nn
 from torch_fidelity.metric_prc import calculate_precision_recall_part
 from torchmetrics import Metric
 from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.inception import InceptionScore
-from torchmetrics.image.kid import KernelInceptionDistance
+from torchmetrics.image.kid import poly_mmd
 from torchmetrics.utilities.data import dim_zero_cat
 from torchmetrics.utilities.distributed import gather_all_tensors
 
@@ -33,8 +34,8 @@ def _gather_on(device: torch.device, gather: Callable) -> Callable:
     return fn
 
 
-class _FakeStatesSync:
-    """Mixin: leave `real_states` out of the DDP sync; they are identical on every rank."""
+class _SyncFakeStates:
+    """Mixin: leave `real_states` out of the DDP sync (identical on every rank); gather on the metric's device."""
 
     real_states: tuple[str, ...] = ()
 
@@ -47,7 +48,15 @@ class _FakeStatesSync:
             self._reductions = reductions
 
 
-class FID(_FakeStatesSync, FrechetInceptionDistance):
+class Identity(nn.Identity):
+    """The `feature=` module of a metric fed with features: torchmetrics reads `num_features` from it."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+
+class FID(_SyncFakeStates, FrechetInceptionDistance):
     """FID from feature sums (memory independent of the number of images), result in float64."""
 
     real_states = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
@@ -65,77 +74,110 @@ class FID(_FakeStatesSync, FrechetInceptionDistance):
         return super().compute()
 
 
-class _ComputeOnDevice:
-    """Mixin: list states are kept on the CPU (compute_on_cpu) but concatenated onto the metric's device to compute."""
+class FeatureSample(_SyncFakeStates, Metric):
+    """The features of the samples whose index is in `keep` (set by `start`), on the CPU, gathered in index order."""
 
-    list_states: tuple[str, ...] = ()
+    full_state_update = False
 
-    def compute(self) -> Any:
-        saved = {k: getattr(self, k) for k in self.list_states}
-        for k, v in saved.items():
-            setattr(self, k, [dim_zero_cat(v).to(self.device)] if isinstance(v, list) and v else v)
-        try:
-            return super().compute()
-        finally:
-            for k, v in saved.items():
-                setattr(self, k, v)
+    def __init__(self, num_features: int, **kwargs: Any) -> None:
+        super().__init__(compute_on_cpu=True, **kwargs)
+        self.num_features = num_features
+        self.keep: Tensor | None = None  # (N,) bool over sample indices; None keeps every sample
+        self.add_state("features", [], dist_reduce_fx="cat")
+        self.add_state("index", [], dist_reduce_fx="cat")
 
+    def start(self, keep: Tensor | None) -> None:
+        """Forget earlier samples; keep those with keep[index] from now on."""
+        self.reset()
+        self.keep = keep
 
-class KID(_FakeStatesSync, _ComputeOnDevice, KernelInceptionDistance):
-    """KID with the real features fixed and every feature list on the CPU."""
+    def update(self, features: Tensor, index: Tensor) -> None:
+        rows = torch.ones(len(index), dtype=torch.bool) if self.keep is None else self.keep[index]
+        if rows.any():
+            self.features.append(features[rows.to(features.device)])
+            self.index.append(index[rows].to(features.device))
 
-    real_states = ("real_features",)
-    list_states = ("real_features", "fake_features")
+    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any = None) -> None:
+        if not self.features:  # a rank that kept nothing still takes part, with a (0, D) block
+            self.features = [torch.empty(0, self.num_features, device=self.device)]
+            self.index = [torch.empty(0, dtype=torch.long, device=self.device)]
+        super()._sync_dist(dist_sync_fn, process_group)
 
-    def __init__(self, feature: nn.Module, subsets: int = 100, **kwargs: Any) -> None:
-        with warnings.catch_warnings():  # "will save all extracted features": on the CPU, by design
-            warnings.filterwarnings("ignore", "Metric `Kernel Inception Distance` will save", UserWarning)
-            super().__init__(feature=feature, subsets=subsets, reset_real_features=False, compute_on_cpu=True, **kwargs)
-
-    def set_real(self, stats: RealStats) -> None:
-        self.real_features = [stats.features]
-
-
-class IS(_FakeStatesSync, InceptionScore):
-    """Inception Score of the logits; normalize=False, so float images reach the extractor unchanged."""
-
-    def __init__(self, feature: nn.Module, splits: int = 10, **kwargs: Any) -> None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Metric `InceptionScore` will save", UserWarning)
-            super().__init__(feature=feature, splits=splits, compute_on_cpu=True, **kwargs)
+    def compute(self) -> Tensor:
+        """(K, D): the kept features, sorted by sample index (so the ranks' split does not matter)."""
+        features, index = dim_zero_cat(self.features), dim_zero_cat(self.index)
+        return features[index.argsort().to(features.device)]
 
 
-class PrecisionRecall(_FakeStatesSync, Metric):
+class IS(_SyncFakeStates, Metric):
+    """Inception Score, streamed: torchmetrics' math (softmax, splits of a random permutation, exp of the
+    mean KL, mean and unbiased std over splits) from per-split sums of p and of p·log p.
+
+    `start(split_of)` sets each sample index's split before sampling (see `is_splits`).
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_logits: int, splits: int = 10, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.splits = splits
+        self.split_of: Tensor | None = None
+        self.add_state("prob_sum", torch.zeros(splits, num_logits, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("plogp_sum", torch.zeros(splits, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros(splits, dtype=torch.long), dist_reduce_fx="sum")
+
+    def start(self, split_of: Tensor) -> None:
+        """Forget earlier samples; sample index i goes to split split_of[i]."""
+        self.reset()
+        self.split_of = split_of
+
+    def update(self, logits: Tensor, index: Tensor) -> None:
+        split = self.split_of[index].to(self.device)
+        prob, log_prob = logits.softmax(dim=1), logits.log_softmax(dim=1)  # in the logits' dtype, as torchmetrics
+        self.prob_sum.index_add_(0, split, prob.double())
+        self.plogp_sum.index_add_(0, split, (prob * log_prob).sum(dim=1).double())
+        self.count.index_add_(0, split, torch.ones_like(split))
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        used = self.count > 0
+        n = self.count[used].double()
+        mean_prob = self.prob_sum[used] / n[:, None]
+        kl = self.plogp_sum[used] / n - torch.special.xlogy(mean_prob, mean_prob).sum(dim=1)
+        scores = kl.exp()
+        return scores.mean(), scores.std()
+
+
+def is_splits(num_samples: int, splits: int) -> Tensor:
+    """(N,) split of each sample index: torchmetrics' `randperm(N)` cut by `chunk(splits)` (global RNG)."""
+    size = -(-num_samples // splits)  # chunk's ceil(N / splits): possibly fewer than `splits` splits
+    split_of = torch.empty(num_samples, dtype=torch.long)
+    split_of[torch.randperm(num_samples)] = torch.arange(num_samples) // size
+    return split_of
+
+
+def kid_subsets(num_real: int, num_fake: int, subsets: int, size: int) -> list[tuple[Tensor, Tensor]]:
+    """(real rows, fake rows) of each KID subset, drawn from the global RNG in torchmetrics' order."""
+    return [(torch.randperm(num_real)[:size], torch.randperm(num_fake)[:size]) for _ in range(subsets)]
+
+
+def kid(real: Tensor, fake: Tensor, subsets: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """KID's mean and std over subsets (torchmetrics' polynomial-kernel MMD, degree 3)."""
+    scores = torch.stack([poly_mmd(real[r.to(real.device)], fake[f.to(fake.device)]) for r, f in subsets])
+    return scores.mean(), scores.std(unbiased=False)
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3, row_batch: int = 1000) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019) with k-NN balls; torch-fidelity's math.
 
     Precision: fraction of fakes inside some real image's k-NN ball; recall: fraction of reals inside
     some fake's ball.
     """
-
-    real_states = ("real_features",)
-    full_state_update = False
-
-    def __init__(self, feature: nn.Module, k: int = 3, row_batch: int = 1000, **kwargs: Any) -> None:
-        super().__init__(compute_on_cpu=True, **kwargs)
-        if k < 1:
-            raise ValueError(f"precision/recall k must be >= 1, got {k}")
-        self.feature, self.k, self.row_batch = feature, k, row_batch
-        self.add_state("real_features", [], dist_reduce_fx="cat")
-        self.add_state("fake_features", [], dist_reduce_fx="cat")
-
-    def set_real(self, stats: RealStats) -> None:
-        self.real_features = [stats.features]
-
-    def update(self, imgs: Tensor, real: bool) -> None:
-        (self.real_features if real else self.fake_features).append(self.feature(imgs))
-
-    def compute(self) -> tuple[Tensor, Tensor]:
-        real = dim_zero_cat(self.real_features).to(self.device)
-        fake = dim_zero_cat(self.fake_features).to(self.device)
-        if min(len(real), len(fake)) <= self.k:
-            raise ValueError(f"precision/recall need more than k={self.k} real and fake images")
-        precision, recall = calculate_precision_recall_part(fake.float(), real.float(), self.k, self.row_batch)
-        return torch.tensor(precision), torch.tensor(recall)
+    if k < 1:
+        raise ValueError(f"precision/recall k must be >= 1, got {k}")
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"precision/recall need more than k={k} real and fake images")
+    precision, recall = calculate_precision_recall_part(fake.float(), real.float(), k, row_batch)
+    return float(precision), float(recall)
 
 
 class ClassHistogram(Metric):

@@ -1,8 +1,5 @@
 """metrics.json: one record per run with the keys of CONTRACT.md, written atomically."""
 
-import json
-import os
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -13,23 +10,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Write JSON to a temp file beside `path`, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the user's group reads records like any file
-    os.replace(tmp, path)
-    return path
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+from prunegen.fileio import write_json
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

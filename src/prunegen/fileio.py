@@ -1,0 +1,101 @@
+"""Generic helpers: one atomic writer, one content hash, one uint8 rounding of images in [-1, 1].
+
+No torch import at module level: the entry points write records before torch is loaded.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """`write(file)` into a temp file beside `path`, then rename: readers never see half a file.
+
+    The file gets the permissions of any new file (0666 less the umask), not mkstemp's 0600, so the
+    user's group reads records and shared caches like every other file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """`obj` as indented JSON (non-JSON values through str), written atomically."""
+    return atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=str).encode()))
+
+
+def save_torch(payload: Any, path: str | Path) -> Path:
+    """`torch.save(payload)`, written atomically."""
+    import torch
+
+    return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def _feed(h: "hashlib._Hash", obj: Any) -> None:
+    torch = sys.modules.get("torch")  # nothing is a tensor unless torch was imported
+    if torch is not None and isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            h.update(f"{key}:".encode())
+            _feed(h, value)
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[")
+        for value in obj:
+            _feed(h, value)
+        h.update(b"]")
+    elif isinstance(obj, bytes):
+        h.update(obj)
+    else:  # str, numbers, None, paths
+        h.update(f"{obj!r};".encode())
+
+
+def content_hash(*parts: Any) -> str:
+    """sha256 (16 hex digits) of tensors (shape, dtype, bytes), mappings (keys and values, in order),
+    sequences and plain values. A module's fingerprint is `content_hash(module.state_dict())`."""
+    h = hashlib.sha256()
+    for part in parts:
+        _feed(h, part)
+    return h.hexdigest()[:16]
+
+
+def file_list_hash(files: Iterable[str | Path], root: str | Path) -> str:
+    """Identity of a set of files without reading them: names relative to `root`, sizes, modification times."""
+    entries = []
+    for f in files:
+        st = Path(f).stat()
+        entries.append((str(Path(f).relative_to(root)), st.st_size, st.st_mtime_ns))
+    return content_hash(entries)
+
+
+def to_uint8(images: "Tensor") -> "Tensor":
+    """Float images in [-1, 1] -> uint8 in [0, 255], rounded as a PNG of them stores them."""
+    import torch
+
+    return ((images.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
