@@ -132,10 +132,6 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    # No val/test loaders: nothing in a Lightning loop uses them (scores read the splits through
+    # `split_tensors`), and Lightning warns about a val loader without a validation_step.
 
