@@ -47,7 +47,7 @@ def test_train_under_ddp_spawn_records_masks_and_scores(make_cfg, tmp_path):
 
     cfg = make_cfg("trainer=ddp_spawn", "pruning=structured", "pruning.start_epoch=0", "pruning.end_epoch=0",
                    "pruning.final_sparsity=0.5", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-                   "trainer.enable_progress_bar=false", "logger=none", "metrics.batch_size=32")
+                   "trainer.enable_progress_bar=false", "logger=none")
     record, objects = train(cfg)
     assert record["pruning"]["achieved_sparsity"] == 0.5  # the workers' masks, reloaded from last.ckpt
     assert record["generator"]["macs_effective"] < record["generator"]["macs"] / 3

@@ -204,11 +204,13 @@ class PruningCallback(Callback):
         return self.strategy.sparsity(pl_module)
 
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        """This callback's part of metrics.json."""
+        """This callback's part of metrics.json. Masks change only in a round, so after one the record comes from
+        the state (what a ddp_spawn parent has: the channel groups were found in the workers)."""
+        achieved = self.rounds[-1]["achieved_sparsity"] if self.rounds else self.sparsity(pl_module)
         out = {"method": self.method, "criterion": self.criterion, "granularity": self.granularity, "amount": self.amount,
                "target_sparsity": self.schedule.final if self.amount == "sparsity" else None, "scope": self.scope,
-               "ignore": list(self.ignore), "achieved_sparsity": self.sparsity(pl_module), "layers": self.report(pl_module),
-               "rounds": self.rounds}
+               "ignore": list(self.ignore), "achieved_sparsity": achieved,
+               "layers": self.layer_report if self.rounds else self.report(pl_module), "rounds": self.rounds}
         if self.amount == "threshold":
             out.update(alpha=self.alpha, reference=self.reference, max_sparsity=self.max_sparsity)
         return {"pruning": out}
