@@ -52,13 +52,12 @@ def build_callbacks(cfg: DictConfig) -> tuple[list[Any], dict[str, Any]]:
     return [c for c in named.values() if c is not None] + others, named
 
 
-def compress_record(cfg: DictConfig, model: Any, named: dict[str, Any], out_dir: Path, pruning: dict[str, Any],
-                    fid: float | None) -> dict[str, Any]:
+def compress_record(cfg: DictConfig, model: Any, datamodule: Any, named: dict[str, Any], out_dir: Path,
+                    pruning: dict[str, Any], fid: float | None) -> dict[str, Any]:
     """The dense teacher scored with the same budget, the compact generator exported and timed, and both
     drawn side by side from the same latents (labelled with MACs and FID)."""
     from prunegen.export import export_generator
     from prunegen.models.ema import deploy_weights
-    from prunegen.models.sampler import GeneratorSampler
     from prunegen.pruning.compact import generator_paths
     from prunegen.pruning.masks import unmasked_copy
     from prunegen.reporting.samples import dense_vs_compact_grid, describe
@@ -66,8 +65,8 @@ def compress_record(cfg: DictConfig, model: Any, named: dict[str, Any], out_dir:
     out: dict[str, Any] = {}
     distill, evaluation = named["distill"], named["metrics"]
     teacher = getattr(distill, "teacher", None)
-    if teacher is not None and evaluation is not None and evaluation.scorer is not None:
-        out["dense_metrics"] = evaluation.scorer.score(GeneratorSampler(teacher), evaluation.num_samples, evaluation.batch_size, seed=evaluation.seed)
+    if teacher is not None and evaluation is not None:
+        out["dense_metrics"] = evaluation.score(teacher, datamodule)  # the same budget, latents and real images
     if cfg.get("export"):
         deploy_weights(model)  # export what was scored: the EMA's weights when the GAN keeps one
         dense = teacher if teacher is not None else unmasked_copy(model.generator)
@@ -152,7 +151,7 @@ def fit(cfg: DictConfig, folder: RunFolder, record: dict[str, Any]) -> dict[str,
     record.setdefault("pruning", {"method": None, "criterion": None, "target_sparsity": None})
     structured = record["pruning"].get("granularity") == "structured"  # "unstructured_layer" contains "structured"
     record["generator"] = generator_record(model, structured, record["pruning"].get("ignore") or [])
-    record.update(compress_record(cfg, model, named, folder.path, record["pruning"], record["metrics"].get("fid")))
+    record.update(compress_record(cfg, model, datamodule, named, folder.path, record["pruning"], record["metrics"].get("fid")))
     return {"model": model, "datamodule": datamodule, "trainer": trainer, **named}
 
 
