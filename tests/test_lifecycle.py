@@ -62,6 +62,7 @@ def test_sigterm_then_same_command_ends_as_uninterrupted(make_cfg, tmp_path, int
         assert torch.equal(masks[path], full_masks[path]), path
     assert record["metrics"]["fid"] == full["metrics"]["fid"]  # bit for bit on the CPU
     assert record["pruning"]["achieved_sparsity"] == full["pruning"]["achieved_sparsity"]
+    assert not [p.name for p in (run / "checkpoints").iterdir() if "-v" in p.name]  # no last-v1.ckpt beside last.ckpt
     with open(run / "csv" / "metrics.csv") as f:  # the first attempt's rows are kept
         epochs = {int(float(row["epoch"])) for row in csv.DictReader(f) if row.get("epoch")}
     assert {0, 1, 2, 3} <= epochs
