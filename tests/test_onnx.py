@@ -64,6 +64,10 @@ def test_export_format_onnx_writes_both_files_and_times_them(tmp_path):
         assert all(v > 0 for v in on_disk["onnx"][side].values())
     z, labels = torch.randn(5, 16), torch.arange(5)
     assert torch.allclose(load_onnx(record["onnx"]["path"])(z, labels), load_compact(tmp_path / "g.pt")(z, labels), atol=TOLERANCE)
+    best = on_disk["best_runtime"]  # the faster of PyTorch and ONNX Runtime for the compact generator
+    fastest = min(on_disk["compact"]["latency_ms"], on_disk["onnx"]["compact"]["latency_ms_1_thread"])
+    assert best["compact_latency_ms"] == fastest and best["name"] in ("pytorch", "onnxruntime")
+    assert best["speedup_per_macs_ratio"] == pytest.approx(best["speedup"] / on_disk["macs_ratio"])
 
 
 def test_unknown_export_format_is_named(tmp_path):

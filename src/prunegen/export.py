@@ -60,9 +60,23 @@ def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: s
     if settings.get("format", "pt") == "onnx":  # before anything is written: a refused ONNX file leaves nothing behind
         onnx_path = (Path(out_dir) / settings.output_name).with_suffix(".onnx")
         record["onnx"] = onnx_record(small, dense, onnx_path, settings.tolerance, settings.batch_size, settings.repeats)
+    record["best_runtime"] = best_runtime(record)
     record["compact"]["path"] = str(save_compact(small, Path(out_dir) / settings.output_name))
     write_json(Path(out_dir) / "export.json", record)
     return record
+
+
+def best_runtime(record: dict[str, Any]) -> dict[str, Any]:
+    """The runtime that ran the compact generator fastest at one thread (PyTorch eager, or ONNX Runtime when it
+    was exported), with its speedup over the dense generator in the same runtime and its speedup / MACs ratio."""
+    times = {"pytorch": (record["dense"]["latency_ms"], record["compact"]["latency_ms"])}
+    if "onnx" in record:
+        o = record["onnx"]
+        times["onnxruntime"] = (o["dense"]["latency_ms_1_thread"], o["compact"]["latency_ms_1_thread"])
+    name = min(times, key=lambda k: times[k][1])
+    dense, compact_ms = times[name]
+    return {"name": name, "compact_latency_ms": compact_ms, "speedup": dense / compact_ms,
+            "speedup_per_macs_ratio": dense / compact_ms / record["macs_ratio"]}
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
