@@ -13,8 +13,8 @@ import hydra
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
-from prunegen.console import quiet
 from prunegen.checks import check_groups, check_init_ckpt, hydra_choices
+from prunegen.console import quiet
 from prunegen.lifecycle import RunFolder, RunInterrupted, attempt, global_rank
 from prunegen.reporting.record import hydra_overrides
 
