@@ -11,7 +11,7 @@ import copy
 import torch
 from torch import nn
 
-from prunegen.pruning.masks import effective_weight
+from prunegen.pruning.masks import effective_weight, module_masks, param_key
 
 
 def make_ema(generator: nn.Module) -> nn.Module:
@@ -30,9 +30,8 @@ def _pairs(ema: nn.Module, generator: nn.Module):
 def apply_masks(ema: nn.Module, generator: nn.Module) -> None:
     """Zero the EMA weights that the generator's masks remove."""
     for m_ema, m in _pairs(ema, generator):
-        for key, mask in m._buffers.items():
-            if key.endswith("_mask") and mask is not None:
-                m_ema._parameters[key[: -len("_mask")]].mul_(mask)
+        for name, mask in module_masks(m).items():
+            m_ema._parameters[name].mul_(mask)
 
 
 @torch.no_grad()
@@ -50,12 +49,12 @@ def update_ema(ema: nn.Module, generator: nn.Module, decay: float) -> None:
 
 @torch.no_grad()
 def load_ema_into(generator: nn.Module, ema: nn.Module) -> None:
-    """Overwrite the generator's weights (`weight_orig` where masked) and BN statistics with the EMA's."""
+    """Overwrite the generator's trainable weights (under a mask too) and BN statistics with the EMA's."""
     apply_masks(ema, generator)
     for m_ema, m in _pairs(ema, generator):
         for name, p in m._parameters.items():
             if p is not None:
-                p.copy_(m_ema._parameters[name.removesuffix("_orig")])
+                p.copy_(m_ema._parameters[param_key(name)])
         for name, buf in m_ema._buffers.items():
             if buf is not None:
                 m._buffers[name].copy_(buf)

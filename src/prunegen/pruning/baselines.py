@@ -5,7 +5,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelPruning
 
-from prunegen.pruning.masks import effective_weight, is_masked, prunable_layers
+from prunegen.pruning.masks import effective_weight, get_mask, is_masked, prunable_layers
 from prunegen.pruning.schedules import Schedule
 
 
@@ -50,7 +50,7 @@ class LightningModelPruning(ModelPruning):
     def report(self, pl_module: L.LightningModule) -> list[dict[str, Any]]:
         rows = []
         for path, layer in prunable_layers(pl_module, self.targets).items():
-            w = layer.weight_mask if is_masked(layer) else effective_weight(layer)
+            w = get_mask(layer) if is_masked(layer) else effective_weight(layer)
             n, nz = w.numel(), int(w.count_nonzero())
             rows.append({"layer": path, "weights": n, "nonzero": nz, "sparsity": 1 - nz / n})
         return rows

@@ -26,6 +26,21 @@ def trainable(module: nn.Module, name: str = "weight") -> nn.Parameter:
     return getattr(module, f"{name}_orig") if is_masked(module, name) else getattr(module, name)
 
 
+def is_mask_key(key: str) -> bool:
+    """A state-dict key (or buffer name) that holds a mask."""
+    return key.endswith("_mask")
+
+
+def param_key(key: str) -> str:
+    """A state-dict key (or parameter name) as the unmasked module names it: `net.0.weight_orig` -> `net.0.weight`."""
+    return key.removesuffix("_orig")
+
+
+def module_masks(module: nn.Module) -> dict[str, torch.Tensor]:
+    """{parameter name: mask} of the masks held directly by `module`."""
+    return {k.removesuffix("_mask"): b for k, b in module._buffers.items() if is_mask_key(k) and b is not None}
+
+
 def get_mask(module: nn.Module, name: str = "weight") -> torch.Tensor:
     if is_masked(module, name):
         return getattr(module, f"{name}_mask")
@@ -45,7 +60,7 @@ def set_mask(module: nn.Module, name: str, mask: torch.Tensor) -> None:
 def restore_masks(root: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     """Re-create the prune reparametrization for every `*_mask` key so a strict load of a pruned state works."""
     for key in state_dict:
-        if not key.endswith("_mask"):
+        if not is_mask_key(key):
             continue
         path, pname = key.rsplit(".", 1)
         module, name = root.get_submodule(path), pname[: -len("_mask")]
@@ -56,8 +71,8 @@ def restore_masks(root: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
 def remove_masks(root: nn.Module) -> None:
     """Make masks permanent: `weight = weight_orig * weight_mask` as a plain parameter again."""
     for module in root.modules():
-        for key in [k for k in module._buffers if k.endswith("_mask")]:
-            prune.remove(module, key[: -len("_mask")])
+        for name in list(module_masks(module)):
+            prune.remove(module, name)
 
 
 def unmasked_copy(root: nn.Module) -> nn.Module:

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from prunegen.pruning.masks import trainable
+
 INITS = ("default", "xavier_uniform")
 CONVS = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
@@ -14,7 +16,7 @@ def raw_weight(module: nn.Module) -> torch.Tensor:
     """The stored tensor behind `module.weight`: under a parametrization (spectral norm) or a pruning mask."""
     if parametrize.is_parametrized(module, "weight"):
         return module.parametrizations.weight.original
-    return getattr(module, "weight_orig", None) if hasattr(module, "weight_orig") else module.weight
+    return trainable(module)
 
 
 @torch.no_grad()

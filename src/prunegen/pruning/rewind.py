@@ -6,6 +6,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from prunegen.pruning.masks import is_mask_key, param_key
+
 
 class Rewinder:
     """Snapshots the targets' weights at `init` or after epoch k; after each round resets survivors to them."""
@@ -21,10 +23,10 @@ class Rewinder:
         """Take the snapshot once, when `epoch` epochs have been trained (0 = init)."""
         if self.weights is None and epoch == self.epoch:
             self.weights = {
-                _canonical(f"{t}.{k}"): v.detach().clone()
+                param_key(f"{t}.{k}"): v.detach().clone()
                 for t in targets
                 for k, v in pl_module.get_submodule(t).state_dict().items()
-                if not k.endswith("_mask")
+                if not is_mask_key(k)
             }
 
     def rewind(self, pl_module: L.LightningModule, optimizers: list[torch.optim.Optimizer]) -> None:
@@ -35,8 +37,8 @@ class Rewinder:
         rewound = set()
         with torch.no_grad():
             for key, tensor in state.items():
-                canonical = _canonical(key)
-                if canonical in self.weights and not key.endswith("_mask"):
+                canonical = param_key(key)
+                if canonical in self.weights and not is_mask_key(key):
                     tensor.copy_(self.weights[canonical])
                     rewound.add(id(tensor))
         for opt in optimizers:
@@ -50,7 +52,3 @@ class Rewinder:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.weights = state["weights"]
-
-
-def _canonical(key: str) -> str:
-    return key.removesuffix("_orig")
