@@ -233,3 +233,12 @@ def test_rounds_of_other_pruning_callbacks_are_not_rows(tmp_path):
                   "rounds": [{"epoch": 0, "target": 0.5, "achieved_sparsity": 0.5, "layers": []}]})
     (row,) = write_table(tmp_path)
     assert row["round"] is None and row["FID"] == 2.5 and row["FID / dense"] == 1.25
+
+
+def test_table_md_shows_each_runs_sample_grid_as_an_image(tmp_path):
+    _run(tmp_path, "a0", 0, ["pruning.final_sparsity=0.5"], 2.0, 100, samples=str(tmp_path / "a0" / "samples.png"))
+    _run(tmp_path, "b0", 0, ["pruning.final_sparsity=0.75"], 3.0, 30)
+    write_table(tmp_path)
+    md = _md(tmp_path)
+    assert "![samples of pruning.final_sparsity=0.5](a0/samples.png)" in md  # relative to table.md: renders beside it
+    assert "samples of pruning.final_sparsity=0.75" not in md  # a run without a grid gets no broken link

@@ -2,6 +2,7 @@
 column in bold, failed and interrupted points with their status, evaluations in a section of their own."""
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,9 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(rows: list[dict[str, Any]], columns: list[tuple] = COLUMNS, notes: list[str] | None = None) -> str:
+def render_markdown(rows: list[dict[str, Any]], columns: list[tuple] = COLUMNS, notes: list[str] | None = None,
+                    base: str | Path | None = None) -> str:
+    """The tables, then each run's sample grid as an image (paths relative to `base`, the table's folder)."""
     parts = []
     for kind, title in SECTIONS:
         mine = [r for r in rows if r["kind"] == kind]
@@ -102,10 +105,20 @@ def render_markdown(rows: list[dict[str, Any]], columns: list[tuple] = COLUMNS, 
             extractors = sorted({str(r["extractor"]) for r in mine if r.get("completed")})
             parts.append(f"## {title}\n\n{markdown_table(mine, columns)}\n\n"
                          f"Scores in the feature space of: {', '.join(extractors) or '-'}.")
-    samples = [f"- {r['run']}: {r['samples']}" for r in rows if r.get("samples")]
+    samples = [f"**{r['run']}**\n\n![samples of {r['run']}]({_link(r['samples'], base)})" for r in rows if r.get("samples")]
     if samples:
-        parts.append("Samples:\n" + "\n".join(samples))
+        parts.append("## Samples\n\n" + "\n\n".join(samples))
     return "\n\n".join(parts + list(notes or [])) + "\n"
+
+
+def _link(path: str, base: str | Path | None) -> str:
+    """`path` relative to `base` where it can be (so the markdown renders beside its images)."""
+    if base is None:
+        return str(path)
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(base).resolve())
+    except ValueError:  # another drive
+        return str(path)
 
 
 TEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",

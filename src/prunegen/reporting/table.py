@@ -42,7 +42,7 @@ def write_table(root: str | Path, out_dir: str | Path | None = None, reference: 
     rows, columns, ref = table_rows(root, reference)
     out = Path(out_dir or root)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(render_markdown(rows, columns, reference_note(ref)))
+    (out / "table.md").write_text(render_markdown(rows, columns, reference_note(ref), base=out))
     (out / "table.tex").write_text(render_latex(rows, columns))
     write_csv(rows, out / "table.csv", columns)
     from prunegen.reporting.plot import plot_fid_vs_macs, plot_fid_vs_remaining
