@@ -240,4 +240,5 @@ def test_cli_compress_run_prints_no_library_noise(tmp_path):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert [line for line in out.splitlines() if any(n in line for n in NOISE)] == []
+    assert out.count("Seed set to 0") == 1  # each message once (Lightning's own handlers would print it again)
     assert "pruning round" in (tmp_path / "run" / "train.log").read_text()  # the round's table is in the run folder

@@ -107,7 +107,7 @@ def capture_console() -> None:
     if not logging.getLogger().handlers:  # not under Hydra (a test, a notebook): leave Lightning's as they are
         return
     logging.captureWarnings(True)
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         lightning_log = logging.getLogger(name)
         lightning_log.propagate = True
         for handler in list(lightning_log.handlers):  # Hydra's console handler prints them once
