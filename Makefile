@@ -27,12 +27,12 @@ install-dev: $(VENV)/.installed-dev
 # and 75% of their channels removed (~3.8x and ~13.6x fewer MACs), fine-tuned for 40 epochs by
 # distillation from it, exported and timed; one table at the end. The dense run comes first (it also
 # computes the cached real statistics and domain classifier the others read); the two compact points
-# then run side by side, one process and one thread each (hydra/launcher=joblib).
+# then run side by side, one process and one thread each (hydra/launcher=parallel).
 run: install
 	rm -rf $(RUN_DIR)
 	$(BIN)/prunegen-train experiment=dense_digits \
 		trainer.enable_progress_bar=false hydra.run.dir=$(RUN_DIR)/dense
-	$(BIN)/prunegen-train -m hydra/launcher=joblib experiment=compress_digits pruning.final_sparsity=0.5,0.75 \
+	$(BIN)/prunegen-train -m hydra/launcher=parallel experiment=compress_digits pruning.final_sparsity=0.5,0.75 \
 		init_ckpt=$(RUN_DIR)/dense/checkpoints/last.ckpt \
 		pruning.start_epoch=0 pruning.end_epoch=0 trainer.max_epochs=41 trainer.enable_progress_bar=false \
 		hydra.sweep.dir=$(RUN_DIR)/compact

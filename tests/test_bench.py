@@ -97,7 +97,7 @@ def test_should_log_only_where_a_logger_or_the_epoch_end_reads():
 
 def test_gpu_config_and_joblib_launcher_compose():
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["trainer=gpu", "hydra/launcher=joblib"], return_hydra_config=True)
+        cfg = compose("train", overrides=["trainer=gpu", "hydra/launcher=parallel"], return_hydra_config=True)
     assert cfg.trainer.precision == "bf16-mixed" and cfg.callbacks.fast.channels_last and not cfg.callbacks.fast.compile
     assert get_class(cfg.callbacks.fast._target_) is FastTraining
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.num_threads == 1
