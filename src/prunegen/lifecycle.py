@@ -21,6 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from prunegen.fileio import write_json
+from prunegen.reporting.record import flatten
 
 RESUME_MODES = ("auto", "never")
 # Keys that cannot change a result: they may differ between the attempts of one run.
@@ -53,21 +54,9 @@ def global_rank() -> int:
     return 0
 
 
-def flat(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}, leaves as plain values."""
-    if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=False)
-    if not isinstance(cfg, dict) or not cfg:
-        return {prefix.rstrip("."): cfg} if prefix else {}
-    out: dict[str, Any] = {}
-    for key, value in cfg.items():
-        out.update(flat(value, f"{prefix}{key}."))
-    return out
-
-
 def identity_diff(stored: Any, current: Any) -> list[str]:
     """The keys (with both values) where two configs of one folder differ in a way that changes a result."""
-    a, b = flat(stored), flat(current)
+    a, b = (flatten(OmegaConf.to_container(c, resolve=False) if isinstance(c, DictConfig) else c) for c in (stored, current))
     keep = lambda k: not any(k == n or k.startswith(f"{n}.") for n in NOT_IDENTITY)  # noqa: E731
     keys = sorted(k for k in set(a) | set(b) if keep(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys]
