@@ -61,10 +61,11 @@ def run_config(ckpt_path: str | Path) -> DictConfig:
 
 def load_weights(model: L.LightningModule, ckpt_path: str | Path, map_location: str = "cpu") -> None:
     """Load a (possibly pruned) checkpoint's state into `model`, its masks re-created first."""
-    _load_state(model, _load(ckpt_path, map_location)["state_dict"])
+    load_state(model, _load(ckpt_path, map_location)["state_dict"])
 
 
-def _load_state(model: L.LightningModule, state: dict[str, torch.Tensor]) -> None:
+def load_state(model: L.LightningModule, state: dict[str, torch.Tensor]) -> None:
+    """Load a (possibly pruned) state dict into `model`, its masks re-created first."""
     restore_masks(model, state)
     model.load_state_dict(state)
 
@@ -74,5 +75,5 @@ def load_model(ckpt_path: str | Path, map_location: str = "cpu") -> tuple[L.Ligh
     checkpoint = _load(ckpt_path, map_location)
     cfg = _config_of(checkpoint, ckpt_path)
     model = instantiate(cfg.model)
-    _load_state(model, checkpoint["state_dict"])
+    load_state(model, checkpoint["state_dict"])
     return model.eval(), cfg

@@ -13,10 +13,10 @@ def hydra_choices() -> tuple[dict[str, Any], list[str]]:
     """(the group options chosen, the command-line overrides) of the running Hydra app; empty outside one."""
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
-        return {}, []
-    hc = HydraConfig.get()
-    return dict(hc.runtime.choices), list(hc.overrides.task)
+    from prunegen.reporting.record import hydra_overrides
+
+    choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+    return choices, hydra_overrides()
 
 
 def _user_keys(overrides: list[str], group: str) -> list[str]:

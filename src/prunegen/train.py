@@ -16,7 +16,6 @@ from prunegen import CONFIG_DIR
 from prunegen.checks import check_groups, check_init_ckpt, hydra_choices
 from prunegen.console import quiet
 from prunegen.lifecycle import RunFolder, RunInterrupted, attempt, global_rank
-from prunegen.reporting.record import hydra_overrides
 
 log = logging.getLogger("prunegen")
 
@@ -90,12 +89,13 @@ def restore_from_workers(trainer: Any, model: Any, folder: RunFolder) -> None:
     come back through `last.ckpt` (Lightning reloads only the plain weights, non-strictly)."""
     import torch
 
-    from prunegen.checkpoint import load_weights
+    from prunegen.checkpoint import load_state
 
     if getattr(trainer.strategy, "_start_method", None) != "spawn" or not folder.last_ckpt.is_file():
         return
-    load_weights(model, folder.last_ckpt)
-    states = torch.load(folder.last_ckpt, map_location="cpu", weights_only=False).get("callbacks", {})
+    checkpoint = torch.load(folder.last_ckpt, map_location="cpu", weights_only=False)
+    load_state(model, checkpoint["state_dict"])
+    states = checkpoint.get("callbacks", {})
     for callback in trainer.callbacks:
         if callback.state_key in states:
             callback.load_state_dict(states[callback.state_key])
@@ -157,7 +157,8 @@ def fit(cfg: DictConfig, folder: RunFolder, record: dict[str, Any]) -> dict[str,
 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train one run (or resume it); returns (the metrics.json record, the objects built)."""
-    check_groups(cfg, *hydra_choices())
+    choices, overrides = hydra_choices()
+    check_groups(cfg, choices, overrides)
     check_init_ckpt(cfg)
     folder = RunFolder(cfg.paths.output_dir, cfg, str(cfg.get("resume") or "auto"))
     folder.check_identity()
@@ -166,8 +167,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         return folder.previous, {}
     write = global_rank() == 0  # under `ddp` every rank runs this function; rank 0 writes
     if write:
-        folder.save_identity(hydra_overrides())
-    record: dict[str, Any] = {"status": "failed", "run": {"seed": cfg.seed, "overrides": hydra_overrides()}}
+        folder.save_identity(overrides)
+    record: dict[str, Any] = {"status": "failed", "run": {"seed": cfg.seed, "overrides": overrides}}
     with attempt(folder, record, write=write):
         objects = fit(cfg, folder, record)
     return record, objects
