@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Han et al.'s protocol on digits (experiment=han_digits), sharing one dense model per seed:
-#   dense DCGAN (experiment=dense_digits, 100 epochs) per seed (kept when OUT_DIR/dense/seedN has one),
+#   dense DCGAN (experiment=dense_digits, 100 epochs) per seed (a completed one is reused),
 #   then per seed and alpha: |w| < alpha x std(W) per layer at the end of epochs 0, 5, 10, 15 from the dense
 #   checkpoint, distillation from it throughout, scored before every next round; then the per-round table
 #   and the file sizes / latency of the last round's generator.
@@ -11,10 +11,8 @@ seeds=${2:-0,1,2}
 alphas=${3:-0.5,0.75,1.0}
 train=.venv/bin/prunegen-train
 quiet=(trainer.enable_progress_bar=false)
-missing=$(for s in ${seeds//,/ }; do [ -f "$out/dense/seed$s/checkpoints/last.ckpt" ] || printf '%s,' "$s"; done)
-if [ -n "$missing" ]; then
-  $train -m experiment=dense_digits seed="${missing%,}" "${quiet[@]}" hydra.sweep.dir=$out/dense hydra.sweep.subdir=seed\${seed}
-fi
+# a completed dense run is left as it is, an unfinished one resumes (one folder per seed: a run folder is a run)
+$train -m experiment=dense_digits seed=$seeds "${quiet[@]}" hydra.sweep.dir=$out/dense hydra.sweep.subdir=seed\${seed}
 for seed in ${seeds//,/ }; do
   $train -m experiment=han_digits init_ckpt=$out/dense/seed$seed/checkpoints/last.ckpt pruning.start_epoch=0 \
       pruning.end_epoch=15 trainer.max_epochs=20 seed=$seed pruning.alpha=$alphas "${quiet[@]}" \
