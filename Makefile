@@ -43,9 +43,10 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 
-# Rerun the sweep behind every README results table (docs/results/NAME.json) and rewrite the table
-# between its <!-- table:NAME --> markers. TABLES=NAME picks one; ARGS=--check only reports the cells
-# that moved beyond the seed spread (exit 1); ARGS=--render rewrites from the committed data, no run.
+# Rerun the sweep behind every results table (docs/results/NAME.json) and rewrite the table between its
+# <!-- table:NAME --> markers in docs/results.md (and in README.md, which shows make_run's). TABLES=NAME
+# picks one; ARGS=--check only reports the cells that moved beyond the seed spread (exit 1); ARGS=--render
+# rewrites from the committed data, no run.
 TABLES ?= --all
 tables: install
 	$(BIN)/python -m prunegen.reporting.reproduce $(TABLES) $(ARGS)

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import torch
 
-from prunegen.checkpoint import load_model
-from prunegen.models.ema import deploy_weights
-from prunegen.pruning.compact import latency_ms
-from prunegen.pruning.masks import unmasked_copy
-from prunegen.pruning.unstructured import bitmask_decode, bitmask_encode
+from prunegen.deploy.compact import bitmask_decode, bitmask_encode
+from prunegen.deploy.inference import latency_ms
+from prunegen.masks import unmasked_copy
+from prunegen.run.checkpoint import load_model
 
 
 def saved_bytes(obj: object) -> int:
@@ -44,7 +43,7 @@ def storage(generator: torch.nn.Module) -> dict:
 
 def plain_generator(ckpt: Path) -> torch.nn.Module:
     model, _ = load_model(ckpt)
-    deploy_weights(model)  # what is scored and shipped: the EMA's weights, with the generator's zeros
+    model.use_ema_weights()  # what is scored and shipped: the EMA's weights, with the generator's zeros
     return unmasked_copy(model.generator).eval()
 
 

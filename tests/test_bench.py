@@ -13,9 +13,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 
 from prunegen import CONFIG_DIR
-from prunegen.fast import FastTraining, should_log
+from prunegen.deploy.inference import choose_round_to, prepare_inference, round_widths
+from prunegen.models.family import should_log
 from prunegen.models.networks import DCGANGenerator
-from prunegen.pruning.inference import choose_round_to, fast_inference, round_widths
+from prunegen.run.fast import FastTraining
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "scripts" / "bench"
@@ -57,13 +58,13 @@ def test_compact_runtimes_prints_every_runtime(capsys):
     assert len(ratios) == 1 and ratios.pop() > 5
 
 
-def test_fast_inference_keeps_the_output():
+def test_measured_inference_copy_keeps_the_output():
     torch.manual_seed(0)
     g = DCGANGenerator(ngf=8, image_size=16, widths=[12, 6])
     g.train()(torch.randn(32, g.latent_dim))  # BatchNorm statistics to fold
     g.eval()
     z = torch.randn(8, g.latent_dim)
-    fast = fast_inference(g, batch=8)
+    fast = prepare_inference(g, measure_batch=8)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     with torch.no_grad():
         torch.testing.assert_close(fast(z), g(z), atol=1e-5, rtol=1e-5)

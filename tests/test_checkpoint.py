@@ -10,8 +10,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from prunegen import CONFIG_DIR
-from prunegen.checkpoint import ConfigInCheckpoint, load_model, run_config
 from prunegen.evaluate import evaluate
+from prunegen.run.checkpoint import ConfigInCheckpoint, load_model, run_config
 
 
 def _fit_and_save(cfg, path, callbacks=()) -> L.LightningModule:

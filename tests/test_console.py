@@ -3,7 +3,7 @@
 import logging
 import warnings
 
-from prunegen.console import quiet
+from prunegen.run.console import quiet
 
 
 def test_quiet_drops_known_noise_only(caplog):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from prunegen.pruning.masks import prunable_layers
+from prunegen.masks import prunable_layers
 
 
 class MaskChecksums(L.Callback):

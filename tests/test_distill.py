@@ -3,11 +3,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-
-from prunegen.distill import DistillationCallback, Distiller
-from prunegen.pruning.masks import unmasked_copy
-from prunegen.train import train
 from test_zoo import VAE_TINY
+
+from prunegen.distill import DistillationCallback, Distiller, first_round_epoch
+from prunegen.masks import unmasked_copy
+from prunegen.train import train
 
 
 def _generator(make_cfg):
@@ -119,7 +119,7 @@ def test_teacher_is_the_dense_model_whatever_the_callback_order(make_cfg):
 def test_teacher_defaults_to_the_init_checkpoint(make_cfg, tmp_path):
     from omegaconf import OmegaConf
 
-    from prunegen.checkpoint import load_model
+    from prunegen.run.checkpoint import load_model
 
     dense_cfg = make_cfg("experiment=dense_digits", "trainer.max_epochs=1", "export=none")
     dense_cfg.paths.output_dir = str(tmp_path / "dense")
@@ -145,14 +145,14 @@ def test_agp_recipe_composes(make_cfg):
     cfg = make_cfg("experiment=compress_digits_agp", tiny=False)
     cb = instantiate(cfg.pruning)
     assert cb.schedule(98) == 0 and 0 < cb.schedule(99) < cb.schedule(105) < 0.875 and cb.schedule(111) == 0.875
-    assert cfg.distill.snapshot_epoch == 99 and cfg.trainer.max_epochs == 140
+    assert cfg.distill.snapshot_epoch is None and first_round_epoch([cb]) == 99 and cfg.trainer.max_epochs == 140
 
 
 def test_ema_gan_distills_exports_and_scores_the_average(make_cfg):
     """With an EMA of G, the scored weights are the average: the teacher and the student's start are the
     EMA at the round, the EMA then follows the student, and the export is the EMA's compact copy."""
-    from prunegen.models.sampler import sample_generator
-    from prunegen.pruning.compact import load_compact
+    from prunegen.deploy.compact import load_compact
+    from prunegen.generator import sample_generator
 
     cfg = make_cfg("experiment=compress_digits", "model.ema_decay=0.9", "trainer.max_epochs=3", "pruning.start_epoch=0",
                    "pruning.end_epoch=0", "export.repeats=2", "export.batch_size=16")
@@ -185,11 +185,11 @@ def test_gradient_criterion_refuses_a_round_without_gradients():
     from prunegen.pruning import PruningCallback
 
     pruning = PruningCallback(granularity="structured", criterion="taylor", final_sparsity=0.5)
-    pruning._stats = {"generator.net.0": {"grad_sq": torch.zeros(4, 4), "grad_w": torch.zeros(4, 4)}}
+    pruning.stats.load_state_dict({"generator.net.0": {"grad_sq": torch.zeros(4, 4), "grad_w": torch.zeros(4, 4)}})
     with pytest.raises(RuntimeError, match="criterion='taylor' needs the generator's gradients"):
-        pruning._check_gradients(epoch=3)
-    pruning._stats["generator.net.0"]["grad_sq"][0, 0] = 1.0
-    pruning._check_gradients(epoch=3)
+        pruning.stats.check_nonzero(pruning.criterion, epoch=3)
+    pruning.stats.for_layer("generator.net.0")["grad_sq"][0, 0] = 1.0
+    pruning.stats.check_nonzero(pruning.criterion, epoch=3)
 
 
 def test_vae_decoder_is_distilled_pruned_and_exported(make_cfg):
@@ -292,7 +292,7 @@ class StopAfter(L.Callback):
 def test_resumed_cosine_distillation_equals_uninterrupted(make_cfg, tmp_path):
     """Killed after epoch 1 (the round at the end of epoch 0, one distilled epoch) and resumed: the student's lr
     plan comes back with the checkpoint, so weights and lr end as in the uninterrupted run."""
-    from prunegen.rng import RNGStateCallback
+    from prunegen.run.rng import RNGStateCallback
 
     extra = ("trainer.max_epochs=4", "distill.lr_schedule=cosine")
     order = ("distill", "pruning")
@@ -306,3 +306,41 @@ def test_resumed_cosine_distillation_equals_uninterrupted(make_cfg, tmp_path):
         a, b = getattr(full, module).state_dict(), getattr(resumed, module).state_dict()
         assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a), module
     assert trainer.optimizers[0].param_groups[0]["lr"] == full_trainer.optimizers[0].param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("snapshot_epoch, teacher_epoch", [(None, 1), (0, 0)])
+def test_snapshot_epoch_defaults_to_the_pruning_callbacks_first_round(make_cfg, snapshot_epoch, teacher_epoch):
+    """distill.snapshot_epoch=null (the config's default) takes the first round of the pruning callback's
+    schedule from the trainer's callbacks (no config reads pruning.start_epoch); an explicit epoch wins."""
+    probe = TeacherEpochProbe()
+    model, cb, _ = _fit_compress(make_cfg, ("pruning", "distill"), "pruning.start_epoch=1", "pruning.end_epoch=1",
+                                 f"distill.snapshot_epoch={'null' if snapshot_epoch is None else snapshot_epoch}",
+                                 "model.ema_decay=0.0", callbacks=[probe])
+    assert cb.snapshot_epoch == teacher_epoch and cb.started_epoch == teacher_epoch + 1
+    teacher = cb.teacher.state_dict()
+    assert all(torch.equal(teacher[k], v) for k, v in probe.dense[teacher_epoch].items())
+    assert cb.record(None, model)["distill"]["teacher"] == f"snapshot after epoch {teacher_epoch}"
+
+
+class TeacherEpochProbe(L.Callback):
+    """Listed first: the generator at the end of every epoch, before any callback's epoch-end hook."""
+
+    def __init__(self) -> None:
+        self.dense: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        state = unmasked_copy(pl_module.generator).state_dict()
+        self.dense[trainer.current_epoch] = {k: v.clone() for k, v in state.items()}
+
+
+def test_first_round_epoch_reads_the_pruning_schedule():
+    """The schedule start of PruningCallback and Lightning's ModelPruning baseline; 0 without an epoch schedule
+    (no pruning; IMP's geometric rounds), as `${oc.select:pruning.start_epoch,0}` gave before."""
+    from prunegen.pruning import PruningCallback
+    from prunegen.pruning.baselines import LightningModelPruning
+    from prunegen.pruning.imp import IterativeMagnitudePruning
+
+    assert first_round_epoch([]) == 0
+    assert first_round_epoch([ModelCheckpoint(), PruningCallback(start_epoch=3, end_epoch=5)]) == 3
+    assert first_round_epoch([LightningModelPruning(start_epoch=4, end_epoch=6)]) == 4
+    assert first_round_epoch([IterativeMagnitudePruning(rounds=2, epochs_per_round=3)]) == 0

@@ -13,7 +13,6 @@ from torch import nn
 
 from prunegen import CONFIG_DIR
 from prunegen.data.digits import DigitsDataModule
-from prunegen.checkpoint import load_model
 from prunegen.evaluate import evaluate
 from prunegen.metrics import (
     FID,
@@ -26,6 +25,7 @@ from prunegen.metrics import (
     save_images,
 )
 from prunegen.metrics import cache as cache_module
+from prunegen.run.checkpoint import load_model
 from prunegen.train import train
 
 

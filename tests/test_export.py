@@ -6,8 +6,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from prunegen import CONFIG_DIR
-from prunegen.export import export
-from prunegen.pruning.compact import load_compact
+from prunegen.deploy.compact import load_compact
+from prunegen.deploy.export import export
 from prunegen.train import train
 
 
@@ -46,7 +46,7 @@ def test_structured_run_exports_a_compact_generator(make_cfg, tmp_path, criterio
 def test_export_refuses_a_wrong_compaction(make_cfg, tmp_path, monkeypatch):
     cfg = make_cfg("pruning=structured", "pruning.start_epoch=0", "pruning.end_epoch=0")
     train(cfg)
-    import prunegen.export as ex
+    import prunegen.deploy.export as ex
 
     def broken(generator, ignore=()):
         g = ex.unmasked_copy(generator)
@@ -57,7 +57,10 @@ def test_export_refuses_a_wrong_compaction(make_cfg, tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "compact", broken)
     with pytest.raises(RuntimeError, match="nothing written"):
         export(_export_cfg(tmp_path / "run" / "checkpoints" / "last.ckpt", tmp_path / "export"))
-    assert not (tmp_path / "export").exists()
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == ["export.json"]  # no generator file
+    on_disk = json.loads((tmp_path / "export" / "export.json").read_text())
+    assert on_disk["status"] == "failed" and "tolerance" in on_disk["error"]
+    assert [a["status"] for a in on_disk["attempts"]] == ["failed"]
 
 
 def test_missing_checkpoint_is_named(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from prunegen import CONFIG_DIR
-from prunegen.console import config_options
+from prunegen.run.console import config_options
 
 GROUPS = {
     "train": ["experiment", "data", "model", "pruning", "distill", "export", "metrics", "trainer", "logger", "callbacks"],

@@ -9,10 +9,10 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from prunegen.masks import effective_weight, get_mask, prunable_layers
 from prunegen.pruning.imp import IterativeMagnitudePruning
-from prunegen.pruning.masks import effective_weight, get_mask, prunable_layers
 from prunegen.pruning.schedules import Geometric
-from prunegen.rng import RNGStateCallback
+from prunegen.run.rng import RNGStateCallback
 from prunegen.train import train
 
 IMP = ["pruning=imp", "pruning.rounds=3", "pruning.epochs_per_round=1", "trainer.max_epochs=3", "model.ema_decay=0.9",

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunegen.checks import check_groups
-from prunegen.lifecycle import RunInterrupted, identity_diff
-from prunegen.pruning.masks import get_mask, prunable_layers
+from prunegen.masks import get_mask, prunable_layers
+from prunegen.run.checks import check_groups
+from prunegen.run.lifecycle import RunInterrupted, identity_diff
 from prunegen.train import train
 
 BIN = Path(sys.executable).parent
@@ -107,12 +107,12 @@ def test_group_without_target(make_cfg):
 
 
 def test_failed_export_is_not_completed(make_cfg, tmp_path, monkeypatch):
-    import prunegen.export
+    import prunegen.deploy.export
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(prunegen.export, "export_generator", broken)
+    monkeypatch.setattr(prunegen.deploy.export, "export_generator", broken)
     cfg = make_cfg("experiment=compress_digits", "pruning.start_epoch=0", "pruning.end_epoch=0", "trainer.max_epochs=1")
     with pytest.raises(RuntimeError, match="disk full"):
         train(cfg)

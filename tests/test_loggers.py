@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch import nn
 
-from prunegen.reporting.loggers import parse_overrides, wandb_logger, wandb_run_id
+from prunegen.run.loggers import override_params, wandb_logger, wandb_run_id
 from prunegen.train import train
 
 
@@ -43,7 +43,7 @@ def test_tensorboard_beside_csv_has_scalars_samples_histograms_and_hparams(make_
 
 
 def test_overrides_become_hparams():
-    assert parse_overrides(["pruning.final_sparsity=0.75", "seed=2", "+logger=[csv,tensorboard]", "~debug"]) == {
+    assert override_params(["pruning.final_sparsity=0.75", "seed=2", "+logger=[csv,tensorboard]", "~debug"]) == {
         "pruning.final_sparsity": 0.75, "seed": 2, "logger": "[csv,tensorboard]"}
 
 
@@ -101,7 +101,7 @@ def test_wandb_mode_is_checked(tmp_path):
 def test_dense_vs_compact_grid_draws_both_from_the_same_latents(tmp_path, monkeypatch):
     from PIL import Image
 
-    import prunegen.reporting.samples as samples
+    import prunegen.run.samples as samples
     from prunegen.models.networks.dcgan import DCGANGenerator
 
     seen = []

@@ -5,10 +5,10 @@ import pytest
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from test_zoo import VAE_TINY
 
 from prunegen.models import losses
 from prunegen.models.objective import GeneratorLossTerm
-from test_zoo import VAE_TINY
 
 
 def _fit(cfg, model) -> L.Trainer:

@@ -4,8 +4,8 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from prunegen.generator import count_macs
 from prunegen.models.networks import DCGANDiscriminator, DCGANGenerator
-from prunegen.models.profile import count_macs
 
 
 @pytest.mark.parametrize("image_size", [16, 32, 64])

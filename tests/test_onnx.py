@@ -1,16 +1,15 @@
 """ONNX export: the file ONNX Runtime runs computes what the PyTorch generator computes."""
 
-import json
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-import prunegen.onnx_export as ox
-from prunegen.export import export_generator
+import prunegen.deploy.onnx as ox
+from prunegen.deploy.compact import load_compact
+from prunegen.deploy.export import export_generator
+from prunegen.deploy.onnx import export_onnx, load_onnx, onnx_record
 from prunegen.models.networks.dcgan import DCGANGenerator
-from prunegen.onnx_export import export_onnx, load_onnx, onnx_record
-from prunegen.pruning.compact import load_compact
 
 TOLERANCE = 1e-5
 
@@ -55,8 +54,7 @@ def test_export_format_onnx_writes_both_files_and_times_them(tmp_path):
     g = _generator(10)
     settings = OmegaConf.create({"format": "onnx", "output_name": "g.pt", "tolerance": TOLERANCE, "batch_size": 8,
                                  "repeats": 2, "fuse_batchnorm": True, "channels_last": True})
-    record = export_generator(g, g, tmp_path, settings)
-    on_disk = json.loads((tmp_path / "export.json").read_text())
+    record = on_disk = export_generator(g, g, tmp_path, settings, g)  # the record export.json gets
     assert on_disk["onnx"]["path"] == str(tmp_path / "g.onnx") and on_disk["settings"]["format"] == "onnx"
     assert on_disk["onnx"]["max_abs_diff"] <= TOLERANCE
     for side in ("dense", "compact"):
@@ -73,5 +71,5 @@ def test_export_format_onnx_writes_both_files_and_times_them(tmp_path):
 def test_unknown_export_format_is_named(tmp_path):
     settings = OmegaConf.create({"format": "tflite", "output_name": "g.pt", "tolerance": TOLERANCE})
     with pytest.raises(ValueError, match="export.format.*'tflite'"):
-        export_generator(_generator(0), _generator(0), tmp_path, settings)
+        export_generator(_generator(0), _generator(0), tmp_path, settings, _generator(0))
     assert not any(tmp_path.iterdir())

@@ -5,8 +5,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from prunegen.masks import count_parameters, get_mask, prunable_layers
 from prunegen.pruning import PruningCallback, Schedule
-from prunegen.pruning.masks import count_parameters, get_mask, prunable_layers
 
 
 @pytest.mark.parametrize(

@@ -5,20 +5,38 @@ from pathlib import Path
 import pytest
 
 from prunegen.reporting.reproduce import collect, main
-from prunegen.reporting.results import load_data, moved_cells, readme_block, render, replace_block
+from prunegen.reporting.results import (
+    block,
+    load_data,
+    markers,
+    moved_cells,
+    render,
+    replace_block,
+)
 
 ROOT = Path(__file__).parents[1]
 DATA = sorted((ROOT / "docs" / "results").glob("*.json"))
+RESULTS = ROOT / "docs" / "results.md"  # every table's block; the README shows make_run's as well
+README = ROOT / "README.md"
 
 
 @pytest.mark.parametrize("path", DATA, ids=lambda p: p.stem)
-def test_committed_data_renders_the_readme_block(path):
+def test_committed_data_renders_the_blocks(path):
     data = load_data(path)
-    readme = (ROOT / "README.md").read_text()
+    results, readme = RESULTS.read_text(), README.read_text()
+    start = markers(data["name"])[0]
     if not data["rows"]:  # a table whose sweep has not run yet has no block and says so
-        assert data["provenance"].startswith("not yet measured") and f"<!-- table:{data['name']} -->" not in readme
+        assert data["provenance"].startswith("not yet measured") and start not in results + readme
         return
-    assert render(data) == readme_block(readme, data["name"])
+    assert render(data) == block(results, data["name"], "docs/results.md")
+    if start in readme:
+        assert render(data) == block(readme, data["name"], "README.md")
+
+
+def test_the_readme_shows_make_runs_table_and_no_other():
+    readme = README.read_text()
+    assert markers("make_run")[0] in readme
+    assert [p.stem for p in DATA if markers(p.stem)[0] in readme] == ["make_run"]
 
 
 def test_committed_tables_are_wired():
@@ -87,13 +105,13 @@ def tiny(tmp_path):
             "rows": [row("half", "0.5", 2.1, 2.0), row("three quarters", "0.75", 3.1, 4.0)]}
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "tiny.json").write_text(json.dumps(data))
-    (tmp_path / "README.md").write_text(f"# x\n<!-- table:tiny -->\n{render(data)}<!-- /table:tiny -->\nend\n")
+    (tmp_path / "results.md").write_text(f"# x\n<!-- table:tiny -->\n{render(data)}<!-- /table:tiny -->\nend\n")
     return tmp_path
 
 
 def _main(tiny, *args):
     with pytest.raises(SystemExit) as done:
-        main(["tiny", "--data-dir", str(tiny / "results"), "--readme", str(tiny / "README.md"), *args])
+        main(["tiny", "--data-dir", str(tiny / "results"), "--doc", str(tiny / "results.md"), *args])
     return done.value.code
 
 
@@ -117,17 +135,34 @@ def test_cli_check_passes_then_flags_a_hand_edit(tiny, capsys):
     assert "three quarters / fid: committed 2.50 ± 0.14, rerun 3.10 ± 0.14" in capsys.readouterr().out
 
 
-def test_cli_rewrites_the_data_and_only_the_readme_block(tiny):
+def test_cli_rewrites_the_data_and_only_the_block(tiny):
     data = json.loads((tiny / "results" / "tiny.json").read_text())
     data["rows"][0]["values"]["fid"]["mean"] = 9.0
     (tiny / "results" / "tiny.json").write_text(json.dumps(data))
     assert _main(tiny, "--render") == 0
-    assert "| half | 9.00 ± 0.14 | 2.0x fewer |" in (tiny / "README.md").read_text()
+    assert "| half | 9.00 ± 0.14 | 2.0x fewer |" in (tiny / "results.md").read_text()
     assert _main(tiny, "--runs", str(tiny / "runs")) == 0
-    readme = (tiny / "README.md").read_text()
-    assert readme.startswith("# x\n<!-- table:tiny -->\n") and readme.endswith("<!-- /table:tiny -->\nend\n")
-    assert "| half | 2.10 ± 0.14 | 2.0x fewer |" in readme
+    doc = (tiny / "results.md").read_text()
+    assert doc.startswith("# x\n<!-- table:tiny -->\n") and doc.endswith("<!-- /table:tiny -->\nend\n")
+    assert "| half | 2.10 ± 0.14 | 2.0x fewer |" in doc
     assert "prunegen-reproduce" in json.loads((tiny / "results" / "tiny.json").read_text())["provenance"]
+
+
+def test_every_file_with_the_block_is_rewritten_and_one_is_needed(tiny, capsys):
+    readme, other = tiny / "README.md", tiny / "other.md"
+    readme.write_text("intro\n<!-- table:tiny -->\nold\n<!-- /table:tiny -->\n")
+    other.write_text("no table here\n")
+    path = tiny / "results" / "tiny.json"
+    data = json.loads(path.read_text())
+    data["rows"][0]["values"]["fid"]["mean"] = 9.0
+    path.write_text(json.dumps(data))
+    assert _main(tiny, "--render", "--doc", str(readme), "--doc", str(other)) == 0
+    for doc in (tiny / "results.md", readme):
+        assert "| half | 9.00 ± 0.14 | 2.0x fewer |" in block(doc.read_text(), "tiny")
+    assert other.read_text() == "no table here\n"
+    assert f"tiny: block in {readme} rewritten" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="table:tiny"):
+        main(["tiny", "--render", "--data-dir", str(tiny / "results"), "--doc", str(other)])
 
 
 def test_a_select_matching_two_configurations_is_an_error(tiny):
@@ -177,7 +212,7 @@ def lth(tmp_path):
             "from_table": {"reference": str(REFERENCE), "pivot": {"by": "remaining", "value": "FID / dense"}}}
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "lth.json").write_text(json.dumps(data))
-    (tmp_path / "README.md").write_text("# x\n<!-- table:lth -->\n<!-- /table:lth -->\n")
+    (tmp_path / "results.md").write_text("# x\n<!-- table:lth -->\n<!-- /table:lth -->\n")
     return tmp_path
 
 
@@ -205,13 +240,13 @@ def test_a_pivoted_table_notes_the_runs_that_did_not_complete(lth):
 
 
 def test_cli_writes_then_checks_a_table_built_from_runs(lth, capsys):
-    args = ["lth", "--data-dir", str(lth / "results"), "--readme", str(lth / "README.md"), "--runs", str(lth / "runs")]
+    args = ["lth", "--data-dir", str(lth / "results"), "--doc", str(lth / "results.md"), "--runs", str(lth / "runs")]
     with pytest.raises(SystemExit) as done:
         main(args)
-    assert done.value.code == 0 and "| 64.0% |" in readme_block((lth / "README.md").read_text(), "lth")
+    assert done.value.code == 0 and "| 64.0% |" in block((lth / "results.md").read_text(), "lth")
     path = lth / "results" / "lth.json"
     data = json.loads(path.read_text())
-    assert render(load_data(path)) == readme_block((lth / "README.md").read_text(), "lth")
+    assert render(load_data(path)) == block((lth / "results.md").read_text(), "lth")
     data["rows"][2]["values"]["random_pruning"]["mean"] = 1.0  # edited by hand
     path.write_text(json.dumps(data))
     with pytest.raises(SystemExit) as done:
@@ -219,12 +254,13 @@ def test_cli_writes_then_checks_a_table_built_from_runs(lth, capsys):
     assert done.value.code == 1 and "64.0% / random_pruning: committed 1.00" in capsys.readouterr().out
 
 
-def test_all_skips_a_table_the_readme_has_no_place_for(tiny, capsys):
+def test_all_skips_a_table_no_file_has_a_place_for(tiny, capsys):
     (tiny / "results" / "unplaced.json").write_text((tiny / "results" / "tiny.json").read_text().replace('"tiny"', '"unplaced"'))
     with pytest.raises(SystemExit) as done:
-        main(["--all", "--render", "--data-dir", str(tiny / "results"), "--readme", str(tiny / "README.md")])
+        main(["--all", "--render", "--data-dir", str(tiny / "results"), "--doc", str(tiny / "results.md")])
     out = capsys.readouterr().out
-    assert done.value.code == 0 and "unplaced: skipped" in out and "tiny: README block unchanged" in out
+    assert done.value.code == 0 and "unplaced: skipped" in out
+    assert f"tiny: block in {tiny / 'results.md'} unchanged" in out
 
 
 def test_a_rerun_redraws_the_tables_figure(lth):
@@ -233,5 +269,5 @@ def test_a_rerun_redraws_the_tables_figure(lth):
     data["figure"] = {"plot": "fid_vs_remaining.png", "path": str(lth / "lth.png")}
     path.write_text(json.dumps(data))
     with pytest.raises(SystemExit) as done:
-        main(["lth", "--data-dir", str(lth / "results"), "--readme", str(lth / "README.md"), "--runs", str(lth / "runs")])
+        main(["lth", "--data-dir", str(lth / "results"), "--doc", str(lth / "results.md"), "--runs", str(lth / "runs")])
     assert done.value.code == 0 and (lth / "lth.png").stat().st_size > 0

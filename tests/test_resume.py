@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from prunegen.lifecycle import RunInterrupted
-from prunegen.pruning.masks import prunable_layers
+from prunegen.masks import prunable_layers
+from prunegen.run.lifecycle import RunInterrupted
 from prunegen.train import train
 
 SCHEDULE = ["pruning.start_epoch=0", "pruning.end_epoch=3", "pruning.every_n_epochs=1", "pruning.ramp=linear",
@@ -17,7 +17,7 @@ def _masks(model):
 
 def test_resume_gives_identical_masks(make_cfg, tmp_path, interrupt_at):
     for granularity, criterion in [("unstructured", "gradient"), ("structured", "taylor")]:
-        common = [*SCHEDULE, f"pruning=unstructured", f"pruning.granularity={granularity}", f"pruning.criterion={criterion}",
+        common = [*SCHEDULE, "pruning=unstructured", f"pruning.granularity={granularity}", f"pruning.criterion={criterion}",
                   "trainer.max_epochs=4"]
         full_cfg = make_cfg(*common)
         full_cfg.paths.output_dir = str(tmp_path / granularity / "full")

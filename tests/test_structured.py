@@ -3,12 +3,13 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from prunegen.deploy.compact import load_compact, save_compact
+from prunegen.generator import count_macs, max_abs_diff
+from prunegen.masks import count_parameters, prunable_layers
 from prunegen.models.networks import DCGANGenerator
-from prunegen.models.profile import count_macs
 from prunegen.pruning import PruningCallback
-from prunegen.pruning.compact import compact, load_compact, max_abs_diff, save_compact
+from prunegen.pruning.compact import compact
 from prunegen.pruning.criteria import resolve
-from prunegen.pruning.masks import count_parameters, prunable_layers
 from prunegen.pruning.structured import channel_groups, kept_channels
 
 
@@ -95,7 +96,7 @@ def test_gradient_hooks_accumulate_only_generator_updates(make_cfg):
     original = cb.prune
 
     def spy(pl_module, sparsity, **kwargs):
-        seen.update({k: v["grad_sq"].clone() for k, v in cb._stats.items()})
+        seen.update({k: v["grad_sq"].clone() for k, v in cb.stats.state_dict().items()})
         original(pl_module, sparsity, **kwargs)
 
     cb.prune = spy
@@ -155,7 +156,7 @@ def test_compact_equals_masked_for_other_generators(make_cfg, model_name):
 
 
 def test_inference_copy_computes_the_same(make_cfg):
-    from prunegen.pruning.compact import prepare_inference
+    from prunegen.deploy.inference import prepare_inference
 
     model = _model(make_cfg, "data.image_size=32")
     G = model.generator.train()

@@ -10,11 +10,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from prunegen.deploy.compact import bitmask_decode, bitmask_encode
+from prunegen.masks import get_mask, prunable_layers
 from prunegen.pruning import PruningCallback
-from prunegen.pruning.masks import get_mask, prunable_layers
 from prunegen.pruning.structured import kept_channels
 from prunegen.pruning.threshold import references, threshold_keep
-from prunegen.pruning.unstructured import bitmask_decode, bitmask_encode
 from prunegen.train import train
 
 SCORES = {"a": torch.tensor([1.0, 2.0, 3.0, 4.0, 10.0]), "b": torch.tensor([[0.1, 0.2], [0.3, 0.4]])}
@@ -93,8 +93,9 @@ def _model(make_cfg):
 def _set_stats(cb, model, seed=0):
     """Hand-made gradient statistics, as the hooks would accumulate them."""
     g = torch.Generator().manual_seed(seed)
-    cb._stats = {p: {"grad_sq": torch.rand(m.weight.shape, generator=g), "grad_w": torch.randn(m.weight.shape, generator=g)}
-                 for p, m in prunable_layers(model, ["generator"]).items()}
+    cb.stats.load_state_dict({p: {"grad_sq": torch.rand(m.weight.shape, generator=g),
+                                  "grad_w": torch.randn(m.weight.shape, generator=g)}
+                              for p, m in prunable_layers(model, ["generator"]).items()})
 
 
 @pytest.mark.parametrize("criterion", ["magnitude", "gradient", "taylor"])
@@ -105,8 +106,8 @@ def test_unstructured_round_masks_each_layer_below_alpha_mean(make_cfg, criterio
     layers = prunable_layers(model, ["generator"])
     expected = {}
     for path, m in layers.items():
-        s = {"magnitude": m.weight.detach().abs(), "gradient": cb._stats.get(path, {}).get("grad_sq"),
-             "taylor": cb._stats.get(path, {}).get("grad_w", torch.zeros(1)).abs()}[criterion]
+        s = {"magnitude": m.weight.detach().abs(), "gradient": cb.stats.for_layer(path).get("grad_sq"),
+             "taylor": cb.stats.for_layer(path).get("grad_w", torch.zeros(1)).abs()}[criterion]
         expected[path] = s >= 0.7 * s.mean()
     rows = cb.prune_threshold(model)
     for path, m in layers.items():
@@ -122,7 +123,7 @@ def test_structured_round_masks_the_channel_groups_below_alpha_mean(make_cfg, cr
     cb.setup(None, model, "fit")
     _set_stats(cb, model)
     before = {}
-    scores, alive = cb._scores(model, seed=0)
+    scores, alive = cb.engine.scores(model, cb.stats, seed=0)
     for key, s in scores.items():
         before[key] = s >= s.mean()
     cb.prune_threshold(model)

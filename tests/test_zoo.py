@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from prunegen import CONFIG_DIR
+from prunegen.masks import get_mask, is_masked, prunable_layers, restore_masks
 from prunegen.models import losses
 from prunegen.models.augment import cutout, diff_augment, parse_policy, translation
 from prunegen.models.networks import (
@@ -25,7 +26,6 @@ from prunegen.models.networks import (
 )
 from prunegen.models.vae import VAE
 from prunegen.pruning import PruningCallback
-from prunegen.pruning.masks import get_mask, is_masked, prunable_layers, restore_masks
 
 GANS = ["dcgan", "lsgan", "wgan_gp", "sngan", "sngan_resnet", "cgan"]
 VAES = ["vae", "beta_vae", "cvae"]

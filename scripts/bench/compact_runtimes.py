@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from prunegen.deploy.inference import prepare_inference, time_module
+from prunegen.generator import count_macs, max_abs_diff
 from prunegen.models.networks import DCGANGenerator
-from prunegen.models.profile import count_macs
 from prunegen.pruning import PruningCallback
-from prunegen.pruning.compact import compact, max_abs_diff, prepare_inference
-from prunegen.pruning.inference import fast_inference, time_module
+from prunegen.pruning.compact import compact
 
 
 class _Holder(nn.Module):  # the LightningModule surface the pruning callback needs
@@ -61,7 +61,7 @@ def prepare(g: nn.Module, how: str, batch: int) -> nn.Module:
         return prepare_inference(g)
     if how == "subpixel":  # every upsampling layer as a 3x3 convolution + PixelShuffle
         return prepare_inference(g, subpixel_max_channels=1 << 20)
-    return fast_inference(g, batch)
+    return prepare_inference(g, measure_batch=batch)
 
 
 def onnx_runner(model: nn.Module, z: torch.Tensor, path: Path):
@@ -120,7 +120,7 @@ def layer_limit(batch: int, peak: float, repeats: int) -> None:
         layer = nn.ConvTranspose2d(cin, cin // 2, 4, 2, 1, bias=True).eval()
         x = torch.randn(batch, cin, 8, 8).contiguous(memory_format=torch.channels_last)
         macs = batch * 16 * 16 * (cin // 2) * cin * 4
-        from prunegen.pruning.compact import subpixel
+        from prunegen.deploy.inference import subpixel
 
         for name, m in (("transposed", layer), ("sub-pixel", subpixel(layer))):
             m = m.to(memory_format=torch.channels_last)

@@ -15,9 +15,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from prunegen import CONFIG_DIR
-from prunegen.models.profile import count_macs
-from prunegen.onnx_export import export_onnx, onnx_max_abs_diff, ort_latency_ms
-from prunegen.pruning.compact import latency_ms, prepare_inference
+from prunegen.deploy.inference import latency_ms, prepare_inference
+from prunegen.deploy.onnx import export_onnx, onnx_max_abs_diff, ort_latency_ms
+from prunegen.generator import count_macs
 
 
 def generators() -> dict[str, torch.nn.Module]:

@@ -12,11 +12,12 @@ import argparse
 import torch
 import torch_pruning as tp
 
+from prunegen.deploy.inference import latency_ms, prepare_inference
+from prunegen.generator import count_macs, max_abs_diff
+from prunegen.masks import unmasked_copy
 from prunegen.models.networks import DCGANGenerator
-from prunegen.models.profile import count_macs
 from prunegen.pruning import PruningCallback
-from prunegen.pruning.compact import compact, latency_ms, max_abs_diff, prepare_inference
-from prunegen.pruning.masks import unmasked_copy
+from prunegen.pruning.compact import compact
 
 
 class _Holder(torch.nn.Module):

@@ -6,6 +6,6 @@ from pathlib import Path
 # non-editable `pip install .` finds it too.
 CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
 
-from prunegen.console import register_resolvers as _register_resolvers  # noqa: E402  (the --help pages' option lists)
+from prunegen.run.console import register_resolvers as _register_resolvers  # noqa: E402  (the --help pages' option lists)
 
 _register_resolvers()

@@ -9,9 +9,10 @@ feature-matching loss at every activation (masked widths equal the teacher's, so
 with a discriminator, optionally a discriminator-feature loss. Logged under `distill/`.
 
 The teacher is a frozen copy of the dense generator: loaded from `teacher_ckpt`, or snapshotted from
-the model after the last training batch of `snapshot_epoch` (the first pruning round). That hook runs
-before every callback's `on_train_epoch_end` (and validation), so the teacher is the dense model
-whatever the order of the callbacks. A GAN with an EMA is distilled from, restarted from and
+the model after the last training batch of `snapshot_epoch` (null: the first round of the pruning
+callback's schedule, read from the trainer's callbacks, so no config interpolates another group's keys).
+That hook runs before every callback's `on_train_epoch_end` (and validation), so the teacher is the dense
+model whatever the order of the callbacks. A GAN with an EMA is distilled from, restarted from and
 exported with its EMA weights (the ones it is scored with).
 
 When distillation starts, the student's Adam moments are dropped (measured: the moments of
@@ -30,9 +31,9 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from prunegen.models.ema import deploy_weights
+from prunegen.choices import check_choice
+from prunegen.masks import unmasked_copy
 from prunegen.models.objective import GeneratorLossTerm
-from prunegen.pruning.masks import unmasked_copy
 
 D_POLICIES = ("none", "train", "freeze", "reset")
 STUDENT_BN = ("train", "frozen")
@@ -127,13 +128,25 @@ class DiscriminatorFeatures(GeneratorLossTerm):
         return loss, {"distill/d_features": loss}
 
 
+def first_round_epoch(callbacks: list[Callback]) -> int:
+    """The epoch at whose end the first pruning round falls: the `start` of the first epoch schedule among
+    `callbacks` (the public `schedule` of PruningCallback, its subclasses and LightningModelPruning); 0 without
+    one (no pruning, or IMP's geometric rounds, which have no start epoch). Read by attribute: distillation
+    sits below pruning and imports none of it."""
+    for callback in callbacks:
+        start = getattr(getattr(callback, "schedule", None), "start", None)
+        if isinstance(start, int):
+            return start
+    return 0
+
+
 class DistillationCallback(Callback):
     """Adds the distillation terms to the model's generator loss from the teacher's creation on."""
 
     def __init__(
         self,
         teacher_ckpt: str | None = None,
-        snapshot_epoch: int = 0,
+        snapshot_epoch: int | None = None,
         output_weight: float = 1.0,
         output_loss: str = "l1",
         feature_weight: float = 0.0,
@@ -147,8 +160,7 @@ class DistillationCallback(Callback):
     ) -> None:
         for key, value, allowed in [("d_policy", d_policy, D_POLICIES), ("output_loss", output_loss, tuple(OUTPUT_LOSSES)),
                                     ("lr_schedule", lr_schedule, LR_SCHEDULES), ("student_bn", student_bn, STUDENT_BN)]:
-            if value not in allowed:
-                raise ValueError(f"distill.{key} must be one of {allowed}, got {value!r}")
+            check_choice(f"distill.{key}", value, allowed)
         if d_policy == "none" and (adversarial_weight or d_feature_weight):
             raise ValueError("distill.adversarial_weight / d_feature_weight need a discriminator: set distill.d_policy")
         self.teacher_ckpt, self.snapshot_epoch, self.d_lr_ratio, self.g_lr = teacher_ckpt, snapshot_epoch, d_lr_ratio, g_lr
@@ -161,16 +173,17 @@ class DistillationCallback(Callback):
         self._pending: dict[str, torch.Tensor] | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._resolve_snapshot_epoch(trainer)
         if self.lr_schedule == "cosine" and not (trainer.max_epochs or 0) > 0:
             raise ValueError("distill.lr_schedule=cosine decays the student's lr to 0 at trainer.max_epochs: set it")
         if self.d_policy != "none" and not hasattr(pl_module, "discriminator"):
             raise ValueError(f"distill.d_policy={self.d_policy!r} needs a discriminator, and model "
                              f"{getattr(pl_module, 'name', '?')!r} has none: use distill.d_policy=none (distill=output)")
         if self.teacher_ckpt and self.teacher is None:
-            from prunegen.checkpoint import load_model
+            from prunegen.run.checkpoint import load_model
 
             dense = load_model(self.teacher_ckpt)[0]
-            deploy_weights(dense)
+            dense.use_ema_weights()
             self.teacher = frozen(unmasked_copy(dense.generator))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -188,12 +201,17 @@ class DistillationCallback(Callback):
         if self._due(trainer):  # an epoch of unknown length: no batch was known to be the last one
             self.start_distillation(trainer, pl_module, first_epoch=trainer.current_epoch + 1)
 
+    def _resolve_snapshot_epoch(self, trainer: L.Trainer | None) -> None:
+        """snapshot_epoch=null: the first round of the pruning schedule among the trainer's callbacks."""
+        if self.snapshot_epoch is None and trainer is not None:
+            self.snapshot_epoch = first_round_epoch(trainer.callbacks)
+
     def _due(self, trainer: L.Trainer) -> bool:
         return self.teacher is None and trainer.current_epoch == self.snapshot_epoch
 
     def start_distillation(self, trainer: L.Trainer, pl_module: L.LightningModule, first_epoch: int) -> None:
         """Snapshot the teacher (unless loaded), add the terms, and restart the student's optimizer."""
-        deploy_weights(pl_module)  # the student starts from (and a snapshot takes) the weights scored as dense
+        pl_module.use_ema_weights()  # the student starts from (and a snapshot takes) the weights scored as dense
         if self.teacher is None:
             self.teacher = frozen(unmasked_copy(pl_module.generator))
         self.started_epoch = first_epoch
@@ -242,6 +260,7 @@ class DistillationCallback(Callback):
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         """This run's part of metrics.json: the recipe and where the teacher came from."""
         self.restore_teacher(pl_module)
+        self._resolve_snapshot_epoch(trainer)  # a ddp_spawn parent's copy never ran `setup`
         source = f"checkpoint {self.teacher_ckpt}" if self.teacher_ckpt else f"snapshot after epoch {self.snapshot_epoch}"
         return {"distill": {"teacher": source if self.teacher is not None else None, "started_epoch": self.started_epoch,
                             **self.term_settings, "adversarial_weight": self.adversarial_weight,

@@ -1,7 +1,6 @@
 """prunegen-eval: score a checkpoint (over several seeds), or a folder of images, and write metrics.json."""
 
 import statistics
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -10,10 +9,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
-from prunegen.checkpoint import load_model
+from prunegen.masks import count_parameters
 from prunegen.metrics import EvaluationCallback, ScorerSpec, from_folder
-from prunegen.pruning.masks import count_parameters
-from prunegen.reporting.record import hydra_overrides, recorded_run
+from prunegen.run.checkpoint import load_model
+from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt
+from prunegen.run.record import hydra_overrides
 
 NUMERIC = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "class_coverage")
 
@@ -67,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score `cfg.ckpt_path` or `cfg.fake_dir`; returns the metrics.json record (also written to the run folder)."""
     record: dict[str, Any] = {"status": "failed", "run": {"overrides": hydra_overrides(), "seeds": list(cfg.seeds)}}
     record["source"] = {k: cfg.get(k) for k in ("ckpt_path", "fake_dir", "real_dir")}
-    with recorded_run(Path(cfg.paths.output_dir) / "metrics.json", record, cfg):
+    with attempt(RunFolder(cfg.paths.output_dir, cfg), record):  # every attempt recorded, signals included
         if bool(cfg.get("ckpt_path")) == bool(cfg.get("fake_dir")):
             raise ValueError("set exactly one of ckpt_path=PATH (a checkpoint) and fake_dir=PATH (a folder of images)")
         if not cfg.get("metrics"):
@@ -77,13 +77,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         evaluation: EvaluationCallback = instantiate(cfg.metrics)  # validates the extractor and its weights
         score = score_checkpoint if cfg.get("ckpt_path") else score_folder
         record["metrics"] = score(cfg, evaluation.spec, record)  # the training run's scorer spec
-        record["status"] = "completed"
-        return record
+    return record
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> float | None:
-    record = evaluate(cfg)
+    try:
+        record = evaluate(cfg)
+    except RunInterrupted as err:  # recorded as interrupted; a non-zero exit tells the scheduler
+        raise SystemExit(128 + err.signum) from err
     m = record["metrics"]
     print(f"[prunegen-eval] {cfg.paths.output_dir}: FID {m['fid']:.4g} ({m['extractor']}), "
           f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")

@@ -6,6 +6,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision import transforms
 
+from prunegen.choices import check_choice
 from prunegen.data.protocol import SPLITS
 from prunegen.fileio import content_hash
 
@@ -14,8 +15,7 @@ class ConvertMode:
     """PIL image -> mode "L" (1 channel) or "RGB" (3 channels); a class, so DataLoader workers can pickle it."""
 
     def __init__(self, channels: int) -> None:
-        if channels not in (1, 3):
-            raise ValueError(f"data.channels must be 1 or 3, got {channels}")
+        check_choice("data.channels", channels, (1, 3))
         self.mode = "L" if channels == 1 else "RGB"
 
     def __call__(self, image: Image.Image) -> Image.Image:
@@ -86,8 +86,7 @@ class ImageDataModule(L.LightningDataModule):
             self._datasets = self.build_splits()
 
     def dataset(self, split: str) -> Dataset:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_choice("split", split, SPLITS)
         self.setup()
         return self._datasets[split]
 

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
+from prunegen.choices import check_choice
 from prunegen.data.base import ImageDataModule, split_indices
 
 
@@ -39,8 +40,7 @@ class DigitsDataModule(ImageDataModule):
         eval_max_images: int = 10000,
     ) -> None:
         super().__init__(image_size, batch_size, num_workers, eval_max_images, split_seed)
-        if channels not in (1, 3):
-            raise ValueError(f"data.channels must be 1 or 3 (grey digits repeated), got {channels}")
+        check_choice("data.channels", channels, (1, 3), extra="(grey digits repeated)")
         if num_classes not in (None, 10):
             raise ValueError(f"data.num_classes is 10 for digits, got {num_classes}")
         if not 0 <= val_fraction + test_fraction < 1:

@@ -8,10 +8,10 @@ from torch import nn
 from typing_extensions import override
 
 from prunegen.data.protocol import ImageData
+from prunegen.generator import GeneratorSampler
 from prunegen.metrics.extractors import FeatureSpec
 from prunegen.metrics.scores import GeneratorScorer, Sampleable, model_device
 from prunegen.metrics.spec import ScorerSpec, extractor_spec
-from prunegen.models.sampler import GeneratorSampler
 
 LOG_KEYS = {
     "val/fid": "fid",

@@ -12,9 +12,14 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from prunegen import CONFIG_DIR
+from prunegen.choices import check_choice
 from prunegen.data.protocol import ImageData
 from prunegen.metrics.cache import load_or_compute_real_stats
-from prunegen.metrics.extractors import ClassifierExtractor, FeatureSpec, domain_classifier
+from prunegen.metrics.extractors import (
+    ClassifierExtractor,
+    FeatureSpec,
+    domain_classifier,
+)
 from prunegen.metrics.images import from_datamodule, from_folder
 from prunegen.metrics.scores import GeneratorScorer
 
@@ -29,7 +34,7 @@ def extractor_spec(extractor: FeatureSpec | str, inception_weights: str | None =
     path = EXTRACTOR_DIR / f"{extractor}.yaml"
     if not path.is_file():
         names = sorted(p.stem for p in EXTRACTOR_DIR.glob("*.yaml"))
-        raise ValueError(f"metrics.extractor must be one of {names} (configs/metrics/extractor/), got {extractor!r}")
+        check_choice("metrics.extractor", extractor, names, extra="(configs/metrics/extractor/)")
     # The node reads its neighbours (${..inception_weights}) as it does inside the metrics config.
     node = OmegaConf.create({"inception_weights": inception_weights, "extractor": OmegaConf.load(path)})
     return instantiate(node.extractor)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-POLICIES = ("color", "translation", "cutout")
+from prunegen.choices import check_choice
 
 
 def color(x: torch.Tensor) -> torch.Tensor:
@@ -51,8 +51,7 @@ def parse_policy(policy: str | Sequence[str] | None) -> list[str]:
     parts = (policy or "").split(",") if isinstance(policy, str) or policy is None else list(policy)
     names = [p.strip() for p in parts if p.strip()]
     for name in names:
-        if name not in AUGMENTATIONS:
-            raise ValueError(f"model.diffaugment: {name!r} is not one of {POLICIES}")
+        check_choice("model.diffaugment", name, AUGMENTATIONS)
     return names
 
 

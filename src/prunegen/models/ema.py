@@ -11,7 +11,7 @@ import copy
 import torch
 from torch import nn
 
-from prunegen.pruning.masks import effective_weight, module_masks, param_key
+from prunegen.masks import effective_weight, module_masks, param_key
 
 
 def make_ema(generator: nn.Module) -> nn.Module:
@@ -58,10 +58,3 @@ def load_ema_into(generator: nn.Module, ema: nn.Module) -> None:
         for name, buf in m_ema._buffers.items():
             if buf is not None:
                 m._buffers[name].copy_(buf)
-
-
-def deploy_weights(model: nn.Module) -> None:
-    """Make `model.generator` hold the weights that are sampled and scored: a GAN with an EMA samples
-    from the average, so the teacher, the student's start and the export all take it."""
-    if hasattr(model, "use_ema_weights"):
-        model.use_ema_weights()

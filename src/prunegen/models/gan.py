@@ -20,13 +20,13 @@ import torch
 from torch import nn
 from typing_extensions import override
 
-from prunegen.fast import should_log
+from prunegen.choices import check_choice
+from prunegen.masks import ordered_parameters, restore_masks
 from prunegen.models.augment import diff_augment, parse_policy
 from prunegen.models.ema import apply_masks, load_ema_into, make_ema, update_ema
+from prunegen.models.family import GenerativeFamily, should_log
 from prunegen.models.losses import LOSSES
 from prunegen.models.objective import GeneratorLR, GeneratorObjective
-from prunegen.models.sampler import sample_generator
-from prunegen.pruning.masks import ordered_parameters, restore_masks
 
 D_POLICIES = ("train", "freeze", "none")
 
@@ -41,7 +41,7 @@ def check_labels_match(model: Any, datamodule: Any) -> None:
         )
 
 
-class GAN(GeneratorObjective, L.LightningModule):
+class GAN(GenerativeFamily, GeneratorObjective, L.LightningModule):
     """G and D trained alternately; `sample` draws from G (or from its EMA when `ema_decay` is set).
 
     EMA and pruning: masks go on `generator` only; `ema` averages the masked weights and carries the
@@ -66,8 +66,7 @@ class GAN(GeneratorObjective, L.LightningModule):
         name: str = "dcgan",
     ) -> None:
         super().__init__()
-        if loss not in LOSSES:
-            raise ValueError(f"model.loss must be one of {tuple(LOSSES)}, got {loss!r}")
+        check_choice("model.loss", loss, LOSSES)
         if n_critic < 1:
             raise ValueError(f"model.n_critic must be >= 1, got {n_critic}")
         if not 0 <= ema_decay < 1:
@@ -90,28 +89,24 @@ class GAN(GeneratorObjective, L.LightningModule):
         self._init_objective()  # base loss = the adversarial G loss; terms added e.g. by distillation
         self.d_policy, self.n_critic = "train", n_critic
 
-    @property
-    def latent_dim(self) -> int:
-        return self.generator.latent_dim
-
-    @property
-    def num_classes(self) -> int:
-        return self.generator.num_classes
-
+    @override
     def _sampler(self) -> nn.Module:
         if self.hparams.ema_decay > 0:
             apply_masks(self.ema, self.generator)  # masks may have changed since the last update
             return self.ema
         return self.generator
 
-    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images in [-1, 1] from the generator (or its EMA) in eval mode (the deployed behaviour)."""
-        return sample_generator(self._sampler(), n, labels, generator)
-
+    @override
     def use_ema_weights(self) -> None:
         """Copy the EMA weights (and BN statistics) into `generator`, e.g. before export; masks are kept."""
         if self.hparams.ema_decay > 0:
             load_ema_into(self.generator, self.ema)
+
+    @override
+    def reset_ema(self) -> None:
+        """The EMA becomes an exact copy of the generator's effective weights (IMP's rewinds call this)."""
+        if self.hparams.ema_decay > 0:
+            update_ema(self.ema, self.generator, decay=0.0)
 
     @override
     def setup(self, stage: str) -> None:
@@ -126,8 +121,7 @@ class GAN(GeneratorObjective, L.LightningModule):
         """What the generator is trained against from now on. train: D trains every batch and G every
         `n_critic`-th (None: `model.n_critic`); freeze: D judges G's samples but no longer trains; none:
         no D at all (the adversarial term is off whatever `base_loss_weight` says)."""
-        if policy not in D_POLICIES:
-            raise ValueError(f"discriminator policy must be one of {D_POLICIES}, got {policy!r}")
+        check_choice("discriminator policy", policy, D_POLICIES)
         if n_critic is not None and n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
         self.d_policy, self.n_critic = policy, n_critic or self.hparams.n_critic
@@ -170,7 +164,7 @@ class GAN(GeneratorObjective, L.LightningModule):
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
-        if should_log(self):  # Lightning's self.log costs ~1.7 ms a call: only where it is read (prunegen.fast)
+        if should_log(self):  # Lightning's self.log costs ~1.7 ms a call: only where it is read (prunegen.models.family)
             self.log("train/d_loss", d_loss, prog_bar=True)
 
     def _generator_step(self, z: torch.Tensor, labels: torch.Tensor | None) -> None:

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from torch import nn
 from typing_extensions import override
 
-from prunegen.fast import should_log
+from prunegen.choices import check_choice
+from prunegen.masks import ordered_parameters, restore_masks
+from prunegen.models.family import GenerativeFamily, should_log
 from prunegen.models.gan import check_labels_match
 from prunegen.models.objective import GeneratorLR, GeneratorObjective
-from prunegen.models.sampler import sample_generator
-from prunegen.pruning.masks import ordered_parameters, restore_masks
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -36,7 +36,7 @@ def reconstruction_nll(x: torch.Tensor, logits: torch.Tensor, likelihood: str, s
     return nll.flatten(1).sum(dim=1)
 
 
-class VAE(GeneratorObjective, L.LightningModule):
+class VAE(GenerativeFamily, GeneratorObjective, L.LightningModule):
     """Encoder q(z | x, y), decoder p(x | z, y) (= `generator`), standard normal prior; loss recon + beta * KL.
 
     Logs `train/recon`, `train/kl` (per image, nats) and `train/elbo` = recon + beta * KL (the negative
@@ -59,8 +59,7 @@ class VAE(GeneratorObjective, L.LightningModule):
         name: str = "vae",
     ) -> None:
         super().__init__()
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"model.likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        check_choice("model.likelihood", likelihood, LIKELIHOODS)
         if beta < 0 or sigma <= 0:
             raise ValueError(f"model.beta must be >= 0 and model.sigma > 0, got beta={beta}, sigma={sigma}")
         if encoder.latent_dim != generator.latent_dim or encoder.num_classes != generator.num_classes:
@@ -79,18 +78,6 @@ class VAE(GeneratorObjective, L.LightningModule):
         """The decoder is the generator (a property, so its weights appear once in the state dict)."""
         return self.generator
 
-    @property
-    def latent_dim(self) -> int:
-        return self.generator.latent_dim
-
-    @property
-    def num_classes(self) -> int:
-        return self.generator.num_classes
-
-    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n decoder means in [-1, 1] for z from the prior, in eval mode."""
-        return sample_generator(self.generator, n, labels, generator)
-
     def loss_terms(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Batch means of recon, kl and elbo = recon + beta * kl, with one reparameterised z per image."""
         mu, logvar = self.encoder(x, labels)
@@ -107,7 +94,7 @@ class VAE(GeneratorObjective, L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         x, y = batch
         labels = y if self.num_classes else None
-        total, logs, log = None, {}, should_log(self)  # self.log only where it is read (prunegen.fast)
+        total, logs, log = None, {}, should_log(self)  # self.log only where it is read (prunegen.models.family)
         if self.base_loss_weight:
             terms = self.loss_terms(x, labels)
             for key, value in terms.items() if log else ():

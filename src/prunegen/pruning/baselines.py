@@ -5,7 +5,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelPruning
 
-from prunegen.pruning.masks import effective_weight, get_mask, is_masked, prunable_layers
+from prunegen.masks import effective_weight, get_mask, is_masked, prunable_layers
 from prunegen.pruning.schedules import Schedule
 
 

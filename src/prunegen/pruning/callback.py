@@ -1,20 +1,20 @@
-"""PruningCallback: score the target layers and update their masks at epoch boundaries."""
+"""PruningCallback: when to prune (Lightning hooks, schedule, rewinding); the engine decides what."""
 
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from prunegen.choices import check_choice
+from prunegen.pruning.compact import compact, generator_paths
 from prunegen.pruning.criteria import Criterion, resolve
-from prunegen.pruning.masks import effective_weight, prunable_layers, trainable
+from prunegen.pruning.engine import PruningEngine, Strategy, mask_strategy
 from prunegen.pruning.rewind import Rewinder
 from prunegen.pruning.schedules import Schedule
-from prunegen.pruning.structured import ChannelMasks
-from prunegen.pruning.threshold import REFERENCES, references, threshold_keep
-from prunegen.pruning.unstructured import WeightMasks
+from prunegen.pruning.stats import GradientStatistics
+from prunegen.pruning.threshold import REFERENCES
 
 GRANULARITIES = ("unstructured", "structured")
 SCOPES = ("layer", "global")
@@ -29,7 +29,8 @@ class PruningCallback(Callback):
     as a whole; sparsity counted in channels. Masks are module buffers, so checkpoints carry them.
     amount=sparsity: every round reaches the schedule's target sparsity. amount=threshold: every round
     masks the units scoring below `alpha` x `reference` (see `threshold.py`); the sparsity is the outcome,
-    and `max_sparsity` caps it per layer.
+    and `max_sparsity` caps it per layer. Scoring and masking are the `engine`'s; the gradient statistics
+    (criteria that need them) are collected in `stats` over the epoch of a round.
     """
 
     def __init__(
@@ -56,8 +57,7 @@ class PruningCallback(Callback):
         self.criterion = self.importance.name
         for key, value, allowed in [("granularity", granularity, GRANULARITIES), ("scope", scope, SCOPES),
                                     ("amount", amount, AMOUNTS), ("reference", reference, REFERENCES)]:
-            if value not in allowed:
-                raise ValueError(f"pruning.{key} must be one of {allowed}, got {value!r}")
+            check_choice(f"pruning.{key}", value, allowed)
         if "bn_scales" in self.importance.needs and granularity != "structured":
             raise ValueError(f"pruning.criterion={self.criterion} scores channels: it needs pruning.granularity=structured")
         _check_threshold(amount, alpha, reference, max_sparsity, self.criterion, granularity, scope)
@@ -70,15 +70,14 @@ class PruningCallback(Callback):
         self.targets, self.ignore = list(targets), list(ignore)
         self.granularity, self.scope = granularity, scope
         self.amount, self.alpha, self.reference, self.max_sparsity = amount, alpha, reference, max_sparsity
-        self.strategy = (ChannelMasks(self.targets, self.ignore, scope, min_keep, round_to) if granularity == "structured"
-                         else WeightMasks(self.targets, self.ignore, scope, min_keep))
+        strategy = mask_strategy(granularity, self.targets, self.ignore, scope, min_keep, round_to)
+        self.engine = PruningEngine(self.importance, strategy, alpha, reference, max_sparsity)
+        self.stats = GradientStatistics()
         self.schedule = Schedule(final_sparsity, start_epoch, end_epoch, ramp, every_n_epochs)
         self.rewinder = Rewinder(rewind) if rewind else None
         self.applied = 0.0  # sparsity after the last round (the target; the outcome when amount=threshold)
         self.layer_report: list[dict[str, Any]] = []
         self.rounds: list[dict[str, Any]] = []  # one row per round: epoch, target, achieved, threshold rows
-        self._stats: dict[str, dict[str, torch.Tensor]] = {}
-        self._hooks: list = []
 
     @property
     def state_key(self) -> str:
@@ -87,6 +86,11 @@ class PruningCallback(Callback):
     @property
     def method(self) -> str:
         return f"{self.granularity}_{self.scope}"
+
+    @property
+    def strategy(self) -> Strategy:
+        """The units pruned: `WeightMasks` or `ChannelMasks` (its `groups` once set up)."""
+        return self.engine.strategy
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for target in self.targets:
@@ -98,7 +102,7 @@ class PruningCallback(Callback):
                     f"pruning.targets: {target!r} is not a submodule of {type(pl_module).__name__}; "
                     f"top-level modules are {children}"
                 ) from None
-        self.strategy.setup(pl_module)
+        self.engine.setup(pl_module)
         last = getattr(self.schedule, "last_round_epoch", None)
         if last is not None and trainer is not None and trainer.max_epochs is not None and 0 < trainer.max_epochs <= last:
             raise ValueError(
@@ -106,7 +110,7 @@ class PruningCallback(Callback):
                 f"pruning.end_epoch={self.schedule.end}), but trainer.max_epochs={trainer.max_epochs} stops after epoch "
                 f"{trainer.max_epochs - 1}: set trainer.max_epochs >= {last + 1} or an earlier pruning.end_epoch"
             )
-        if not prunable_layers(pl_module, self.targets, self.ignore):
+        if not self.engine.layers(pl_module):
             raise ValueError(f"pruning.targets {self.targets} contain no conv or linear layer to prune")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -114,19 +118,18 @@ class PruningCallback(Callback):
             self.rewinder.maybe_snapshot(pl_module, self.targets, epoch=0)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._remove_hooks()
-        if "gradients" in self.importance.needs and self.schedule.is_round(trainer.current_epoch):
-            self._install_hooks(pl_module)
+        self.stats.remove()
+        if self.engine.needs_gradients and self.schedule.is_round(trainer.current_epoch):
+            self.stats.install(self.engine.layers(pl_module))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
         if self.rewinder is not None:
             self.rewinder.maybe_snapshot(pl_module, self.targets, epoch=epoch + 1)
         if self._due(epoch):
-            for stats in self._stats.values():  # DDP: every rank scores the same summed statistics
-                for key, value in stats.items():
-                    stats[key] = trainer.strategy.reduce(value, reduce_op="sum")
-            self._check_gradients(epoch)
+            self.stats.reduce(lambda value: trainer.strategy.reduce(value, reduce_op="sum"))  # DDP: summed over ranks
+            if self.engine.needs_gradients:
+                self.stats.check_nonzero(self.criterion, epoch)
             if self.amount == "threshold":
                 for row in self.prune_threshold(pl_module, seed=epoch, epoch=epoch):
                     pl_module.log(f"prune/threshold/{row['layer']}", row["threshold"], on_epoch=True)
@@ -134,7 +137,7 @@ class PruningCallback(Callback):
                 self.prune(pl_module, self.schedule(epoch), seed=epoch, epoch=epoch)
             if self.rewinder is not None:
                 self.rewinder.rewind(pl_module, trainer.optimizers)
-        self._remove_hooks()
+        self.stats.remove()
         pl_module.log("prune/sparsity", self.sparsity(pl_module), on_epoch=True)
         for row in self.layer_report:  # per-layer sparsity beside the total, in every logger
             pl_module.log(f"prune/{row['layer']}", row["sparsity"], on_epoch=True)
@@ -146,46 +149,22 @@ class PruningCallback(Callback):
             return not self.rounds or self.rounds[-1]["epoch"] < epoch
         return self.schedule(epoch) > self.applied
 
-    def _check_gradients(self, epoch: int) -> None:
-        if "gradients" in self.importance.needs and not any(s["grad_sq"].any() for s in self._stats.values()):
-            raise RuntimeError(
-                f"pruning.criterion={self.criterion!r} needs the generator's gradients, but they were all zero over "
-                f"epoch {epoch} (no loss reached its weights), so every score would be zero; nothing was pruned. "
-                f"Prune at an epoch where the generator is trained, or use pruning.criterion=magnitude|bn_scale|random"
-            )
-
-    def _scores(self, pl_module: L.LightningModule, seed: int) -> tuple[dict, dict]:
-        def score(module: nn.Module, path: str, name: str) -> torch.Tensor:
-            stats = {**self._stats.get(path, {}), "seed": seed * 7919 + sum(map(ord, f"{path}.{name}"))}
-            return self.importance(module, name, stats)
-
-        if isinstance(self.strategy, ChannelMasks):
-            return self.strategy.scores(pl_module, score, bn="bn_scales" in self.importance.needs)
-        return self.strategy.scores(pl_module, score)
-
     def prune(self, pl_module: L.LightningModule, sparsity: float, seed: int = 0, epoch: int | None = None) -> None:
         """One round to a target: every target layer (or all of them together) to `sparsity`."""
-        scores, alive = self._scores(pl_module, seed)
-        self.strategy.apply(pl_module, self.strategy.select(scores, alive, sparsity))
+        info = self.engine.prune_to(pl_module, sparsity, self.stats, seed)
         self.applied = sparsity
-        self._finish_round(pl_module, epoch, {"target": sparsity}, f"target {sparsity:.3f}")
+        self._finish_round(pl_module, epoch, info, f"target {sparsity:.3f}")
 
     def prune_threshold(self, pl_module: L.LightningModule, seed: int = 0, epoch: int | None = None) -> list[dict[str, Any]]:
         """One threshold round: mask the alive units scoring below alpha x reference; returns per-layer rows."""
-        scores, alive = self._scores(pl_module, seed)
-        weights = self.strategy.weights(pl_module) if self.reference == "std" else None
-        refs = references(scores, alive, self.reference, self.scope, weights)
-        min_units = 1 if self.granularity == "structured" else 0  # a group keeps a channel: compact needs one
-        keep, rows = threshold_keep(scores, alive, self.alpha, refs, self.max_sparsity, min_units)
-        self.strategy.apply(pl_module, keep)
+        info = self.engine.prune_threshold(pl_module, self.stats, seed)
         self.applied = self.sparsity(pl_module)
-        for row in rows:
+        for row in info["layers"]:
             if row["capped"]:
                 rank_zero_info(f"pruning.max_sparsity={self.max_sparsity} binds on {row['layer']}: the threshold "
                                f"{row['threshold']:.4g} would mask more; {row['masked']}/{row['units']} masked")
-        info = {"target": None, "alpha": self.alpha, "reference": self.reference, "layers": rows}
         self._finish_round(pl_module, epoch, info, f"threshold {self.alpha} x {self.reference}")
-        return rows
+        return info["layers"]
 
     def _finish_round(self, pl_module: L.LightningModule, epoch: int | None, info: dict[str, Any], what: str) -> None:
         self.layer_report = self.report(pl_module)
@@ -197,11 +176,18 @@ class PruningCallback(Callback):
 
     def report(self, pl_module: L.LightningModule) -> list[dict[str, Any]]:
         """Per-layer table: weights and nonzero; channels kept for structured groups."""
-        return self.strategy.report(pl_module)
+        return self.engine.report(pl_module)
 
     def sparsity(self, pl_module: L.LightningModule) -> float:
         """Achieved sparsity: fraction of pruned weights, or of removed channels when structured."""
-        return self.strategy.sparsity(pl_module)
+        return self.engine.sparsity(pl_module)
+
+    def compact(self, generator: nn.Module) -> nn.Module:
+        """The generator with its masked channel groups removed (a copy); unstructured masks remove nothing,
+        so the generator itself is returned."""
+        if self.granularity != "structured":
+            return generator
+        return compact(generator, generator_paths(self.ignore))
 
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         """This callback's part of metrics.json. Masks change only in a round, so after one the record comes from
@@ -215,25 +201,9 @@ class PruningCallback(Callback):
             out.update(alpha=self.alpha, reference=self.reference, max_sparsity=self.max_sparsity)
         return {"pruning": out}
 
-    def _install_hooks(self, pl_module: L.LightningModule) -> None:
-        self._stats = {}
-        for path, layer in prunable_layers(pl_module, self.targets, self.ignore).items():
-            param = trainable(layer)
-            stats = self._stats[path] = {"grad_sq": torch.zeros_like(param), "grad_w": torch.zeros_like(param)}
-
-            def hook(grad: torch.Tensor, layer=layer, stats=stats) -> None:
-                stats["grad_sq"] += grad.detach() ** 2
-                stats["grad_w"] += effective_weight(layer).detach() * grad.detach()
-
-            self._hooks.append(param.register_hook(hook))
-
-    def _remove_hooks(self) -> None:
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
-
     def state_dict(self) -> dict[str, Any]:
-        state = {"applied": self.applied, "layer_report": self.layer_report, "rounds": self.rounds, "stats": self._stats}
+        state = {"applied": self.applied, "layer_report": self.layer_report, "rounds": self.rounds,
+                 "stats": self.stats.state_dict()}
         if self.rewinder is not None:
             state["rewind"] = self.rewinder.state_dict()
         return state
@@ -242,7 +212,7 @@ class PruningCallback(Callback):
         self.applied = state_dict["applied"]
         self.layer_report = state_dict.get("layer_report", [])
         self.rounds = state_dict.get("rounds", [])
-        self._stats = state_dict.get("stats", {})
+        self.stats.load_state_dict(state_dict.get("stats", {}))
         if self.rewinder is not None and "rewind" in state_dict:
             self.rewinder.load_state_dict(state_dict["rewind"])
 

@@ -10,7 +10,8 @@ a `_target_` node builds any other `Criterion`.
 import torch
 from torch import nn
 
-from prunegen.pruning.masks import effective_weight
+from prunegen.choices import check_choice
+from prunegen.masks import effective_weight
 
 NEEDS = ("weights", "gradients", "bn_scales")
 
@@ -82,6 +83,5 @@ def resolve(criterion: "str | Criterion") -> Criterion:
     """A criterion object from a name (`pruning.criterion=taylor`) or the object itself."""
     if isinstance(criterion, Criterion):
         return criterion
-    if criterion not in BY_NAME:
-        raise ValueError(f"pruning.criterion must be one of {tuple(BY_NAME)} or a Criterion, got {criterion!r}")
+    check_choice("pruning.criterion", criterion, BY_NAME, extra="or a Criterion")
     return BY_NAME[criterion]

@@ -6,8 +6,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
+from prunegen.masks import effective_weight, prunable_layers
 from prunegen.pruning.callback import PruningCallback
-from prunegen.pruning.masks import effective_weight, prunable_layers
 
 
 class EarlyBirdPruning(PruningCallback):

@@ -8,10 +8,10 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
+from prunegen.choices import check_choice
+from prunegen.masks import get_mask, prunable_layers, set_mask
 from prunegen.metrics.callback import EvaluationCallback
-from prunegen.models.ema import update_ema
 from prunegen.pruning.callback import PruningCallback
-from prunegen.pruning.masks import get_mask, prunable_layers, set_mask
 from prunegen.pruning.reinit import INITS, init_weights
 from prunegen.pruning.rewind import Rewinder
 from prunegen.pruning.schedules import Geometric
@@ -58,8 +58,8 @@ class IterativeMagnitudePruning(PruningCallback):
         if not rewind:
             raise ValueError("pruning.rewind must be 'init' or 'epoch_<k>' for iterative magnitude pruning, got null")
         super().__init__(targets, criterion, "unstructured", scope, schedule.final, min_keep=min_keep, ignore=ignore, rewind=rewind)
-        if init is not None and init not in INITS:
-            raise ValueError(f"pruning.init must be null or one of {INITS}, got {init!r}")
+        if init is not None:
+            check_choice("pruning.init", init, INITS, extra="or null")
         if score_every_n_epochs is not None and score_every_n_epochs < 1:
             raise ValueError(f"pruning.score_every_n_epochs must be >= 1 or null, got {score_every_n_epochs}")
         if isinstance(reset, str):
@@ -117,7 +117,7 @@ class IterativeMagnitudePruning(PruningCallback):
             if self.schedule.start_round:  # the controls' masks of their first round
                 self._next_masks(trainer, pl_module, self.schedule.start_round)
             self.started = True
-            _reset_ema(pl_module)
+            pl_module.reset_ema()
         self.rewinder.maybe_snapshot(pl_module, self.targets, epoch=0)
         if self.resetter is not None:
             self.resetter.maybe_snapshot(pl_module, self.reset, epoch=0)
@@ -138,7 +138,7 @@ class IterativeMagnitudePruning(PruningCallback):
             self.rewinder.rewind(pl_module, trainer.optimizers)
             if self.resetter is not None:
                 self.resetter.rewind(pl_module, trainer.optimizers)
-            _reset_ema(pl_module)
+            pl_module.reset_ema()
             for opt in trainer.optimizers:
                 opt.state.clear()
         pl_module.log("prune/sparsity", self.sparsity(pl_module), on_epoch=True)
@@ -204,12 +204,6 @@ class IterativeMagnitudePruning(PruningCallback):
 
 def _evaluation(trainer: L.Trainer) -> Any:
     return next((c for c in trainer.callbacks if isinstance(c, EvaluationCallback)), None)
-
-
-def _reset_ema(pl_module: L.LightningModule) -> None:
-    """The EMA (when the model keeps one) becomes an exact copy of the generator's effective weights."""
-    if isinstance(getattr(pl_module, "ema", None), torch.nn.Module):
-        update_ema(pl_module.ema, pl_module.generator, decay=0.0)
 
 
 @rank_zero_only

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from prunegen.pruning.masks import trainable
+from prunegen.choices import check_choice
+from prunegen.masks import trainable
 
 INITS = ("default", "xavier_uniform")
 CONVS = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -27,8 +28,7 @@ def init_weights(root: nn.Module, init: str) -> None:
     xavier_uniform: GAN-LTH's `weights_init` (its `init_type=xavier_uniform`): Conv2d weights
     xavier-uniform, BatchNorm2d weights N(1, 0.02) and biases 0; every other layer keeps its weights.
     """
-    if init not in INITS:
-        raise ValueError(f"pruning.init must be one of {INITS}, got {init!r}")
+    check_choice("pruning.init", init, INITS)
     for module in root.modules():
         if init == "xavier_uniform":
             if type(module) is nn.Conv2d:

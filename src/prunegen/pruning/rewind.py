@@ -6,7 +6,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from prunegen.pruning.masks import is_mask_key, param_key
+from prunegen.masks import is_mask_key, param_key
 
 
 class Rewinder:

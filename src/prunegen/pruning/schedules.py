@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from prunegen.choices import check_choice
+
 RAMPS = ("linear", "cubic")
 
 
@@ -22,8 +24,7 @@ class Schedule:
     def __post_init__(self) -> None:
         if not 0 <= self.final < 1:
             raise ValueError(f"pruning.final_sparsity must be in [0, 1), got {self.final}")
-        if self.ramp not in RAMPS:
-            raise ValueError(f"pruning.ramp must be one of {RAMPS}, got {self.ramp!r}")
+        check_choice("pruning.ramp", self.ramp, RAMPS)
         if not 0 <= self.start <= self.end:
             raise ValueError(f"pruning needs 0 <= start_epoch <= end_epoch, got {self.start}, {self.end}")
         if self.every < 1:

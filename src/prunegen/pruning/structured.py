@@ -14,8 +14,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from prunegen.models.networks.protocol import Generator, example_inputs
-from prunegen.pruning.masks import get_mask, prunable_layers, set_mask, trainable, unmasked_copy
+from prunegen.generator import Generator, example_inputs
+from prunegen.masks import get_mask, prunable_layers, set_mask, trainable, unmasked_copy
 from prunegen.pruning.unstructured import weight_report
 
 
@@ -58,8 +58,12 @@ def dependency_graph(generator: Generator) -> tp.DependencyGraph:
 def channel_groups(generator: nn.Module, ignore: list[str] = ()) -> list[ChannelGroup]:
     """Prunable channel groups of `generator`; output layers (no consumer) and `ignore` are left out."""
     plain = unmasked_copy(generator)
+    return groups_in(plain, dependency_graph(plain), ignore)
+
+
+def groups_in(plain: nn.Module, graph: tp.DependencyGraph, ignore: list[str] = ()) -> list[ChannelGroup]:
+    """`channel_groups` of a plain generator whose graph is already traced."""
     names = {m: n for n, m in plain.named_modules()}
-    graph = dependency_graph(plain)
     ignored = [plain.get_submodule(p) for p in ignore]
     groups = []
     for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=(nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunegen.pruning.masks import effective_weight, get_mask, prunable_layers, set_mask
+from prunegen.masks import effective_weight, get_mask, prunable_layers, set_mask
 
 Units = dict[str, torch.Tensor]  # layer (or channel group) -> one entry per unit
 
@@ -102,35 +102,3 @@ def weight_report(layers: dict[str, nn.Module]) -> list[dict[str, Any]]:
         n, nz = mask.numel(), int(mask.sum())
         rows.append({"layer": path, "weights": n, "nonzero": nz, "sparsity": 1 - nz / n})
     return rows
-
-
-BITS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
-
-
-def bitmask_encode(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Sparse storage of a (masked, plain) state dict: every weight with >= 2 dims as a packed bitmask of its
-    nonzeros (1 bit per weight) plus the nonzero values; everything else as it is."""
-    out: dict[str, Any] = {}
-    for key, t in state_dict.items():
-        if t.is_floating_point() and t.dim() >= 2:
-            nz = t.flatten() != 0
-            bits = torch.cat([nz, nz.new_zeros(-nz.numel() % 8)]).view(-1, 8).to(torch.uint8)
-            out[key] = {"shape": list(t.shape), "bits": (bits * BITS).sum(1).to(torch.uint8), "values": t.flatten()[nz]}
-        else:
-            out[key] = t
-    return out
-
-
-def bitmask_decode(blob: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The state dict `bitmask_encode` stored."""
-    out = {}
-    for key, v in blob.items():
-        if isinstance(v, dict):
-            n = math.prod(v["shape"])
-            nz = ((v["bits"][:, None] & BITS) != 0).flatten()[:n]
-            dense = v["values"].new_zeros(n)
-            dense[nz] = v["values"]
-            out[key] = dense.view(v["shape"])
-        else:
-            out[key] = v
-    return out

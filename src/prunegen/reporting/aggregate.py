@@ -3,6 +3,7 @@ distinct seeds); every other difference, in the overrides or in the composed con
 
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,20 +137,37 @@ def _tell_apart(overrides: list[dict[str, str]]) -> dict[int, str]:
     return texts(chosen)
 
 
-def _mean_std(members: list[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
-    """Mean and std over distinct seeds (runs of one seed are averaged first: they are one sample)."""
-    per_seed: dict[Any, list[float]] = {}
-    for m in members:
-        value = m.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            per_seed.setdefault(tuple(m["seed_list"]) or m["path"], []).append(float(value))
-    values = [statistics.fmean(v) for v in per_seed.values()]
+def seed_key(record: dict[str, Any]) -> str:
+    """The sample a record belongs to: its seed(s) ('0', or '0,1,2' for an evaluation over seeds), else its folder."""
+    return ",".join(map(str, record["seed_list"])) or record["path"]
+
+
+def seed_mean(records: list[dict[str, Any]], value_of: Callable[[dict[str, Any]], float | None]) -> dict[str, Any]:
+    """{mean, std, per_seed} over distinct seeds: the runs of one seed are averaged first (they are one sample).
+    The one seed mean of the tables and of `prunegen-reproduce`."""
+    per_seed: dict[str, list[float]] = {}
+    for r in records:
+        value = value_of(r)
+        if value is not None:
+            per_seed.setdefault(seed_key(r), []).append(float(value))
+    values = {seed: statistics.fmean(v) for seed, v in sorted(per_seed.items())}
     if not values:
-        return None, None
-    if len(values) == 1 and len(members) == 1 and key.startswith("metrics."):  # an eval over several seeds
+        return {"mean": None, "std": None, "per_seed": {}}
+    spread = statistics.stdev(values.values()) if len(values) > 1 else None
+    return {"mean": statistics.fmean(values.values()), "std": spread, "per_seed": values}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _mean_std(members: list[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
+    """Mean and std over distinct seeds of one column; an evaluation over several seeds brings its own std."""
+    over = seed_mean(members, lambda m: _number(m.get(key)))
+    if len(over["per_seed"]) == 1 and len(members) == 1 and key.startswith("metrics."):  # an eval over several seeds
         std = members[0].get(f"metrics.over_seeds.{key[len('metrics.'):]}.std")
-        return values[0], std if isinstance(std, (int, float)) else None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+        return over["mean"], std if isinstance(std, (int, float)) else None
+    return over["mean"], over["std"]
 
 
 def make_row(label: str, series: str, members: list[dict[str, Any]], columns: list[tuple]) -> dict[str, Any]:

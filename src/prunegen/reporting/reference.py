@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from prunegen.choices import check_choice
+
 METRICS = {"fid": "FID", "kid_mean": "KID", "is_mean": "IS", "class_coverage": "classes"}
 LOWER_IS_BETTER = {"fid", "kid_mean"}
 TOLERANCE = 0.006  # |remaining - reference remaining| that counts as the same point (papers round to 0.1%)
@@ -76,11 +78,9 @@ def load_reference(path: str | Path) -> Reference:
     if missing:
         raise ValueError(f"{path}: missing {missing}")
     x = data.get("x")
-    if x not in (None, "remaining", "sparsity"):
-        raise ValueError(f"{path}: x {x!r} is not 'remaining' or 'sparsity'")
+    check_choice(f"{path}: x", x, (None, "remaining", "sparsity"))
     metric = data["metric"]
-    if metric not in METRICS:
-        raise ValueError(f"{path}: metric {metric!r} is not one of {sorted(METRICS)}")
+    check_choice(f"{path}: metric", metric, sorted(METRICS))
     points = []
     for i, row in enumerate(data["rows"]):
         if not isinstance(row, dict) or metric not in row:

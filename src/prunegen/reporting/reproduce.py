@@ -1,28 +1,38 @@
-"""prunegen-reproduce: rerun the sweep behind a README table and rewrite the table, or check it.
+"""prunegen-reproduce: rerun the sweep behind a results table and rewrite the table, or check it.
 
-    prunegen-reproduce NAME            rerun docs/results/NAME.json's commands, rewrite the data and the README block
+    prunegen-reproduce NAME            rerun docs/results/NAME.json's commands, rewrite the data and the table's blocks
     prunegen-reproduce NAME --check    rerun, and list every cell that moved by more than the seed spread (exit 1)
     prunegen-reproduce NAME --runs DIR use runs already there instead of rerunning (with or without --check)
-    prunegen-reproduce NAME --render   rewrite the README block from the committed data (no run)
-    prunegen-reproduce --all ...       every docs/results/*.json
+    prunegen-reproduce NAME --render   rewrite the table's blocks from the committed data (no run)
+    prunegen-reproduce --all ...       every docs/results/*.json that has a block
+
+A table's block (between `<!-- table:NAME -->` and `<!-- /table:NAME -->`) is rewritten in every file of
+`--doc` that has one: docs/results.md holds every table, README.md shows make_run's as well.
 """
 
 import argparse
 import copy
 import fnmatch
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from prunegen.reporting.aggregate import identity, labels
-from prunegen.reporting.results import load_data, moved_cells, readme_block, render, replace_block
+from prunegen.reporting.aggregate import identity, labels, seed_mean
+from prunegen.reporting.results import (
+    block,
+    load_data,
+    markers,
+    moved_cells,
+    render,
+    replace_block,
+)
 from prunegen.reporting.runs import load_runs
 
 DATA_DIR = Path("docs/results")
+DOCS = (Path("docs/results.md"), Path("README.md"))  # the Markdown files whose table blocks are rewritten
 
 
 def matches(record: dict[str, Any], select: dict[str, str], root: Path) -> bool:
@@ -54,16 +64,7 @@ def _value_of(record: dict[str, Any], key: str) -> float | None:
 
 def measure(records: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """mean, std over distinct seeds (runs of one seed averaged first), and each seed's value."""
-    per_seed: dict[Any, list[float]] = {}
-    for r in records:
-        value = _value_of(r, key)
-        if value is not None:
-            per_seed.setdefault(r["seed_list"][0] if r["seed_list"] else r["path"], []).append(value)
-    values = {seed: statistics.fmean(v) for seed, v in sorted(per_seed.items(), key=lambda kv: str(kv[0]))}
-    if not values:
-        return {"mean": None, "std": None, "per_seed": {}}
-    spread = statistics.stdev(values.values()) if len(values) > 1 else None
-    return {"mean": statistics.fmean(values.values()), "std": spread, "per_seed": {str(k): v for k, v in values.items()}}
+    return seed_mean(records, lambda r: _value_of(r, key))
 
 
 def select_runs(records: list[dict[str, Any]], select: dict[str, str], root: Path, where: str) -> list[dict[str, Any]]:
@@ -100,7 +101,7 @@ def collect(data: dict[str, Any], root: str | Path) -> dict[str, Any]:
 
 
 def write_figure(data: dict[str, Any], root: str | Path) -> None:
-    """The README's plot of this table (`figure`: {plot: fid_vs_macs.png | fid_vs_remaining.png, path}),
+    """The plot beside this table (`figure`: {plot: fid_vs_macs.png | fid_vs_remaining.png, path}),
     drawn by prunegen-table from the same runs (with the table's reference, if any)."""
     import shutil
     import tempfile
@@ -122,10 +123,22 @@ def run_commands(data: dict[str, Any]) -> None:
         subprocess.run(["bash", "-c", f"set -euo pipefail; {command}"], check=True)
 
 
-def reproduce(name: str, check: bool, runs: str | None, render_only: bool, readme: Path, data_dir: Path) -> int:
+def placed(name: str, docs: list[Path]) -> list[Path]:
+    """The files of `docs` that have a block for table `name`: at least one, each with exactly one pair of markers."""
+    start, _ = markers(name)
+    found = [doc for doc in docs if start in doc.read_text()]
+    if not found:
+        where = ", ".join(map(str, docs))
+        raise ValueError(f"none of {where} has {start} (put the markers where the table {name} goes)")
+    for doc in found:
+        block(doc.read_text(), name, str(doc))
+    return found
+
+
+def reproduce(name: str, check: bool, runs: str | None, render_only: bool, docs: list[Path], data_dir: Path) -> int:
     path = data_dir / f"{name}.json"
     data = load_data(path)
-    readme_block(readme.read_text(), name)  # before any run: the README must say where the table goes
+    targets = placed(name, docs)  # before any run: some file must say where the table goes
     if not render_only:
         if runs is None:
             run_commands(data)
@@ -137,12 +150,13 @@ def reproduce(name: str, check: bool, runs: str | None, render_only: bool, readm
         data = rerun
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
         write_figure(data, runs or data["sweep_dir"])
-    text = readme.read_text()
     table = render(data)
-    same = readme_block(text, name) == table
-    if not same:
-        readme.write_text(replace_block(text, name, table))
-    print(f"[reproduce] {name}: README block {'unchanged' if same else 'rewritten'} ({path})")
+    for doc in targets:
+        text = doc.read_text()
+        same = block(text, name, str(doc)) == table
+        if not same:
+            doc.write_text(replace_block(text, name, table))
+        print(f"[reproduce] {name}: block in {doc} {'unchanged' if same else 'rewritten'} ({path})")
     return 0
 
 
@@ -152,23 +166,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--all", action="store_true", help="every docs/results/*.json")
     parser.add_argument("--check", action="store_true", help="report cells that moved beyond the seed spread; write nothing")
     parser.add_argument("--runs", default=None, help="read these runs instead of rerunning the commands")
-    parser.add_argument("--render", action="store_true", help="only rewrite the README block from the committed data")
-    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--render", action="store_true", help="only rewrite the table blocks from the committed data")
+    parser.add_argument("--doc", action="append", default=None,
+                        help="a Markdown file with table blocks; repeatable (default: docs/results.md and README.md)")
     parser.add_argument("--data-dir", default=str(DATA_DIR))
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir)
+    docs = [Path(d) for d in args.doc] if args.doc else list(DOCS)
     names = args.names
-    if args.all:  # the tables the README has a place for (a table not yet placed there is named, not run)
-        text = Path(args.readme).read_text()
-        names = [p.stem for p in sorted(data_dir.glob("*.json")) if f"<!-- table:{p.stem} -->" in text]
+    if args.all:  # the tables some file has a place for (a table not yet placed is named, not run)
+        text = "".join(doc.read_text() for doc in docs)
+        names = [p.stem for p in sorted(data_dir.glob("*.json")) if markers(p.stem)[0] in text]
         for p in sorted(data_dir.glob("*.json")):
             if p.stem not in names:
-                print(f"[reproduce] {p.stem}: skipped, the README has no <!-- table:{p.stem} --> markers yet")
+                where = " or ".join(map(str, docs))
+                print(f"[reproduce] {p.stem}: skipped, no {markers(p.stem)[0]} markers yet in {where}")
     if not names:
         parser.error("name a table (docs/results/NAME.json) or pass --all")
     if args.runs and len(names) > 1:
         parser.error("--runs reads one sweep: name one table")
-    codes = [reproduce(n, args.check, args.runs, args.render, Path(args.readme), data_dir) for n in names]
+    codes = [reproduce(n, args.check, args.runs, args.render, docs, data_dir) for n in names]
     sys.exit(max(codes))
 
 

@@ -1,5 +1,6 @@
-"""The committed data behind a README table (docs/results/NAME.json): render it, put it between the
-README's markers, and compare it with a rerun cell by cell.
+"""The committed data behind a results table (docs/results/NAME.json): render it, put it between a
+Markdown file's markers (every table's in docs/results.md; README.md shows make_run's too), and compare
+it with a rerun cell by cell.
 
 A data file holds: `name`, `provenance` (where its numbers come from), `commands` (shell lines, run from
 the repository root, that rerun the sweep), `sweep_dir` (where those runs land), `metric_setup`,
@@ -7,7 +8,7 @@ the repository root, that rerun the sweep), `sweep_dir` (where those runs land),
 and `rows`: [{label, bold, select, seeds, cells (per-row templates), values}], where each value is
 {key (a flat metrics.json key, or "a/b" for a ratio), mean, std, decimals, thousands, show_std, select,
 per_seed}: std is the spread over distinct seeds (what --check tolerates), show_std false keeps it out of the cell.
-The README block sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`. Optional: `figure`
+A table's block sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`. Optional: `figure`
 ({plot, path}: prunegen-table's plot of the same runs, copied to path on a rerun) and `from_table`
 (rows from prunegen-table instead of hand-laid ones: fromtable.py).
 """
@@ -62,7 +63,7 @@ def render_cell(row: dict[str, Any], column: dict[str, Any]) -> str:
 
 
 def render(data: dict[str, Any]) -> str:
-    """The Markdown table of a data file, as the README shows it."""
+    """The Markdown table of a data file, as docs/results.md shows it."""
     head = [data.get("label_header", "run")] + [c["header"] for c in data["columns"]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in data["rows"]:
@@ -78,19 +79,19 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- table:{name} -->", f"<!-- /table:{name} -->"
 
 
-def readme_block(readme: str, name: str) -> str:
-    """The text between a table's markers (without them)."""
+def block(text: str, name: str, where: str = "the file") -> str:
+    """The text between a table's markers (without them) in a Markdown file's text."""
     start, end = markers(name)
-    if readme.count(start) != 1 or readme.count(end) != 1:
-        raise ValueError(f"the README needs exactly one {start} and one {end} (put them where the table {name} goes)")
-    return readme.split(start, 1)[1].split(end, 1)[0].strip("\n") + "\n"
+    if text.count(start) != 1 or text.count(end) != 1:
+        raise ValueError(f"{where} needs exactly one {start} and one {end} (put them where the table {name} goes)")
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n") + "\n"
 
 
-def replace_block(readme: str, name: str, table: str) -> str:
-    """The README with the block of `name` replaced by `table`; nothing else changes."""
-    readme_block(readme, name)  # checks the markers
+def replace_block(text: str, name: str, table: str) -> str:
+    """The text with the block of `name` replaced by `table`; nothing else changes."""
+    block(text, name)  # checks the markers
     start, end = markers(name)
-    before, rest = readme.split(start, 1)
+    before, rest = text.split(start, 1)
     after = rest.split(end, 1)[1]
     return f"{before}{start}\n{table.rstrip(chr(10))}\n{end}{after}"
 

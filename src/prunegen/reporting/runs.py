@@ -6,11 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from prunegen.reporting.record import flatten
+from prunegen.run.lifecycle import changes_result
+from prunegen.run.record import flatten, parse_overrides
 
-# keys that cannot change a result (lifecycle.NOT_IDENTITY), or that differ between the seeds of one configuration
-IGNORED = ("seed", "seeds", "paths.", "hydra.", "logger.", "trainer.enable_progress_bar", "trainer.enable_model_summary",
-           "trainer.log_every_n_steps", "logger", "resume", "ckpt_path", "optimized_metric")
+SEED_KEYS = ("seed", "seeds")  # differ between the seeds of one configuration
 # a round of an IMP run (pruning.rounds[i]) -> the flat key it fills in a table row
 ROUND_KEYS = {"sparsity": "generator.sparsity", "fid": "metrics.fid", "fid_best": "metrics.fid_best",
               "kid_mean": "metrics.kid_mean", "is_mean": "metrics.is_mean", "class_coverage": "metrics.class_coverage"}
@@ -56,7 +55,8 @@ def _seed_free(value: str, seed: Any) -> str:
 
 
 def _ignored(key: str) -> bool:
-    return key in IGNORED or key.startswith(tuple(k for k in IGNORED if k.endswith(".")))
+    """Keys that cannot change a result (the run lifecycle's list) and the seed."""
+    return key in SEED_KEYS or not changes_result(key)
 
 
 def _per_seed_path(key: str, value: str) -> bool:
@@ -64,12 +64,11 @@ def _per_seed_path(key: str, value: str) -> bool:
     return key.endswith("ckpt") or key.endswith("ckpt_path") or "/" in value
 
 
-def parse_overrides(overrides: list[str], seed: Any = None) -> dict[str, str]:
+def override_identity(overrides: list[str], seed: Any = None) -> dict[str, str]:
     """['+a.b=1', 'seed=0', 'init_ckpt=/x/seed0/last.ckpt'] -> {'a.b': '1', 'init_ckpt': '/x/seed{seed}/last.ckpt'}."""
     out = {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        key = key.lstrip("+~")
+    for key, value in parse_overrides(overrides).items():
+        value = value or ""  # a deletion (~key)
         if not _ignored(key):
             out[key] = _seed_free(value, seed) if _per_seed_path(key, value) else value
     return out
@@ -98,7 +97,7 @@ def load_record(path: Path) -> dict[str, Any]:
     seeds = (raw.get("run") or {}).get("seeds") or ([] if seed is None else [seed])
     status, detail = status_of(raw)
     record.update(path=str(path.parent), kind=kind_of(raw), status=status, detail=detail, seed_list=list(seeds),
-                  overrides=parse_overrides((raw.get("run") or {}).get("overrides") or [], seed),
+                  overrides=override_identity((raw.get("run") or {}).get("overrides") or [], seed),
                   config_id=config_identity(config, seed), completed=status == "completed", earlier_attempts=earlier_attempts(raw),
                   rounds=scored_rounds(raw))
     record.pop("pruning.rounds", None)

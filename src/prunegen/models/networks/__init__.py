@@ -1,16 +1,11 @@
 from prunegen.models.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from prunegen.models.networks.encoder import ConvEncoder
-from prunegen.models.networks.protocol import Decoder, Generator, check_generator, example_inputs
 from prunegen.models.networks.resnet import ResNetDiscriminator, ResNetGenerator
 
 __all__ = [
     "ConvEncoder",
     "DCGANDiscriminator",
     "DCGANGenerator",
-    "Decoder",
-    "Generator",
     "ResNetDiscriminator",
     "ResNetGenerator",
-    "check_generator",
-    "example_inputs",
 ]

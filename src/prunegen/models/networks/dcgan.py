@@ -6,7 +6,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunegen.models.networks.layers import ProjectionHead, check_num_classes, maybe_sn
+from prunegen.models.networks.conditional import ConditionalInput
+from prunegen.models.networks.layers import maybe_sn
 
 
 def stem_and_upsamples(image_size: int) -> tuple[int, int]:
@@ -26,7 +27,7 @@ def generator_widths(ngf: int, image_size: int) -> list[int]:
     return [ngf * 2 ** (n - 1 - i) for i in range(n)]
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(ConditionalInput, nn.Module):
     """z (B, latent_dim) -> image (B, channels, S, S) in [-1, 1].
 
     The stem is a ConvTranspose2d on a 1x1 latent (not Linear -> view), which Torch-Pruning traces:
@@ -44,15 +45,13 @@ class DCGANGenerator(nn.Module):
         widths: list[int] | None = None,
     ) -> None:
         super().__init__()
-        self.latent_dim, self.num_classes = latent_dim, check_num_classes(num_classes)
-        self.channels, self.image_size = channels, image_size
+        self.latent_dim, self.channels, self.image_size = latent_dim, channels, image_size
+        in_dim = latent_dim + self.init_embedding(num_classes, latent_dim)  # before the stem: seeded init
         stem, n = stem_and_upsamples(image_size)
         # `widths` overrides ngf: a compacted generator is rebuilt from its recorded widths.
         widths = list(widths) if widths is not None else generator_widths(ngf, image_size)
         if len(widths) != n:
             raise ValueError(f"{len(widths)} widths do not fit image_size {image_size}")
-        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
-        in_dim = latent_dim * (2 if num_classes else 1)
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(in_dim, widths[0], stem, 1, 0, bias=False),  # (B, w0, stem, stem)
             nn.BatchNorm2d(widths[0]),
@@ -70,11 +69,7 @@ class DCGANGenerator(nn.Module):
                     num_classes=self.num_classes, widths=widths)
 
     def _input(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("a conditional generator needs labels")
-            z = torch.cat([z, self.embed(labels)], dim=1)
-        return z[:, :, None, None]  # (B, Z, 1, 1)
+        return self.concat_label(z, labels)[:, :, None, None]  # (B, Z, 1, 1)
 
     def logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The pre-tanh output a (forward is tanh(a)); a VAE's Bernoulli likelihood uses 2a as logits."""
@@ -84,7 +79,7 @@ class DCGANGenerator(nn.Module):
         return self.net(self._input(z, labels))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(ConditionalInput, nn.Module):
     """image (B, channels, S, S) -> one logit per image (B,).
 
     `spectral_norm` wraps every conv (SNGAN); `batch_norm=False` drops BatchNorm (usual with SN or
@@ -113,12 +108,8 @@ class DCGANDiscriminator(nn.Module):
         layers += [sn(nn.Conv2d(widths[-1], 1, stem, 1, 0))]  # (B, 1, 1, 1)
         self.net = nn.Sequential(*layers)
         self.channels = channels
-        self.num_classes = check_num_classes(num_classes)
-        self.projection = ProjectionHead(num_classes, widths[-1], spectral_norm) if num_classes else None
+        self.init_projection(num_classes, widths[-1], spectral_norm)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.net[:-1](x)  # (B, C, stem, stem)
-        out = self.net[-1](h).flatten()
-        if self.projection is not None:
-            out = out + self.projection(h.sum(dim=(2, 3)), labels)
-        return out
+        return self.add_projection(self.net[-1](h).flatten(), h.sum(dim=(2, 3)), labels)

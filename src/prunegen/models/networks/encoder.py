@@ -3,11 +3,11 @@
 import torch
 from torch import nn
 
+from prunegen.models.networks.conditional import ConditionalInput
 from prunegen.models.networks.dcgan import stem_and_upsamples
-from prunegen.models.networks.layers import check_num_classes
 
 
-class ConvEncoder(nn.Module):
+class ConvEncoder(ConditionalInput, nn.Module):
     """(B, C, S, S) -> (mu, logvar), each (B, latent_dim); the DCGAN discriminator's body, then a linear head.
 
     A conditional encoder concatenates a class embedding to the flattened features.
@@ -28,16 +28,11 @@ class ConvEncoder(nn.Module):
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, True)]
         self.net = nn.Sequential(*layers, nn.Flatten())  # (B, w * stem * stem)
-        self.latent_dim, self.num_classes = latent_dim, check_num_classes(num_classes)
-        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
-        features = widths[-1] * stem * stem + (latent_dim if num_classes else 0)
+        self.latent_dim = latent_dim
+        features = widths[-1] * stem * stem + self.init_embedding(num_classes, latent_dim)
         self.head = nn.Linear(features, 2 * latent_dim)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.net(x)
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("a conditional encoder needs labels")
-            h = torch.cat([h, self.embed(labels)], dim=1)
+        h = self.concat_label(self.net(x), labels, role="encoder")
         mu, logvar = self.head(h).chunk(2, dim=1)
         return mu, logvar

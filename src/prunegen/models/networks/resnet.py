@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunegen.models.networks.layers import ProjectionHead, check_num_classes, maybe_sn
+from prunegen.models.networks.conditional import ConditionalInput
+from prunegen.models.networks.layers import maybe_sn
 
 
 def _num_blocks(image_size: int) -> int:
@@ -36,7 +37,7 @@ class GBlock(nn.Module):
         return h + self.shortcut(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-class ResNetGenerator(nn.Module):
+class ResNetGenerator(ConditionalInput, nn.Module):
     """z (B, latent_dim) -> image (B, channels, S, S) in [-1, 1]; a ConvTranspose2d stem on a 1x1 latent.
 
     Widths: the stem's output, then (inner, output) per up-block; all `ngf` unless `widths` (a
@@ -53,14 +54,12 @@ class ResNetGenerator(nn.Module):
         widths: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.latent_dim, self.num_classes = latent_dim, check_num_classes(num_classes)
-        self.channels, self.image_size = channels, image_size
+        self.latent_dim, self.channels, self.image_size = latent_dim, channels, image_size
+        in_dim = latent_dim + self.init_embedding(num_classes, latent_dim)  # before the stem: seeded init
         n = _num_blocks(image_size)
         stem, blocks = (ngf, [[ngf, ngf]] * n) if widths is None else (widths["stem"], widths["blocks"])
         if len(blocks) != n:
             raise ValueError(f"{len(blocks)} block widths do not fit image_size {image_size} ({n} blocks)")
-        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
-        in_dim = latent_dim * (2 if num_classes else 1)
         self.stem = nn.ConvTranspose2d(in_dim, stem, 4, 1, 0)  # (B, stem, 4, 4)
         c_in, layers = stem, []
         for c_mid, c_out in blocks:
@@ -76,11 +75,7 @@ class ResNetGenerator(nn.Module):
                     num_classes=self.num_classes, widths={"stem": self.stem.out_channels, "blocks": blocks})
 
     def _input(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("a conditional generator needs labels")
-            z = torch.cat([z, self.embed(labels)], dim=1)
-        return z[:, :, None, None]  # (B, Z, 1, 1)
+        return self.concat_label(z, labels)[:, :, None, None]  # (B, Z, 1, 1)
 
     def logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The pre-tanh output a (forward is tanh(a)); a VAE's Bernoulli likelihood uses 2a as logits."""
@@ -113,7 +108,7 @@ class DBlock(nn.Module):
         return h + s
 
 
-class ResNetDiscriminator(nn.Module):
+class ResNetDiscriminator(ConditionalInput, nn.Module):
     """image (B, channels, S, S) -> logit (B,): down-blocks to 8x8, two more blocks, ReLU, sum-pool, linear."""
 
     def __init__(
@@ -131,12 +126,9 @@ class ResNetDiscriminator(nn.Module):
         blocks += [DBlock(ndf, ndf, down=False, use_sn=spectral_norm) for _ in range(2)]
         self.blocks = nn.Sequential(*blocks)
         self.linear = maybe_sn(spectral_norm)(nn.Linear(ndf, 1))
-        self.channels, self.num_classes = channels, check_num_classes(num_classes)
-        self.projection = ProjectionHead(num_classes, ndf, spectral_norm) if num_classes else None
+        self.channels = channels
+        self.init_projection(num_classes, ndf, spectral_norm)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # (B, ndf)
-        out = self.linear(h).flatten()
-        if self.projection is not None:
-            out = out + self.projection(h, labels)
-        return out
+        return self.add_projection(self.linear(h).flatten(), h, labels)

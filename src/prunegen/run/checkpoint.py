@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 from typing_extensions import override
 
-from prunegen.pruning.masks import restore_masks
+from prunegen.masks import restore_masks
 
 KEY = "prunegen"  # the checkpoint's top-level key: {"config": resolved config, "version": FORMAT_VERSION}
 FORMAT_VERSION = 1
@@ -77,3 +77,16 @@ def load_model(ckpt_path: str | Path, map_location: str = "cpu") -> tuple[L.Ligh
     model = instantiate(cfg.model)
     load_state(model, checkpoint["state_dict"])
     return model.eval(), cfg
+
+
+def restore_from_workers(trainer: Any, model: L.LightningModule, last_ckpt: Path) -> None:
+    """ddp_spawn trains in worker processes: the masks and every callback's state (its results included)
+    come back through `last.ckpt` (Lightning reloads only the plain weights, non-strictly)."""
+    if getattr(trainer.strategy, "_start_method", None) != "spawn" or not Path(last_ckpt).is_file():
+        return
+    checkpoint = torch.load(last_ckpt, map_location="cpu", weights_only=False)
+    load_state(model, checkpoint["state_dict"])
+    states = checkpoint.get("callbacks", {})
+    for callback in trainer.callbacks:
+        if callback.state_key in states:
+            callback.load_state_dict(states[callback.state_key])

@@ -4,6 +4,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prunegen.run.record import hydra_overrides, parse_overrides
+
 # Config nodes that become one object each (a callback, a logger); `callbacks` and `logger` hold several.
 SINGLE = ("distill", "pruning", "metrics")
 MANY = ("callbacks", "logger")
@@ -13,7 +15,6 @@ def hydra_choices() -> tuple[dict[str, Any], list[str]]:
     """(the group options chosen, the command-line overrides) of the running Hydra app; empty outside one."""
     from hydra.core.hydra_config import HydraConfig
 
-    from prunegen.reporting.record import hydra_overrides
 
     choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
     return choices, hydra_overrides()
@@ -21,8 +22,7 @@ def hydra_choices() -> tuple[dict[str, Any], list[str]]:
 
 def _user_keys(overrides: list[str], group: str) -> list[str]:
     """The command-line overrides that set keys inside `group` (`group.key=...`, `+group.key=...`)."""
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
-    return [k for k in keys if k.startswith(f"{group}.")]
+    return [k for k in parse_overrides(overrides) if k.startswith(f"{group}.")]
 
 
 def check_node(group: str, node: Any, choice: str | None, overrides: list[str]) -> None:
@@ -64,7 +64,7 @@ def check_init_ckpt(cfg: DictConfig) -> None:
     one its channel masks would be trained on, but never counted or removed at export."""
     if not cfg.get("init_ckpt"):
         return
-    from prunegen.checkpoint import run_config
+    from prunegen.run.checkpoint import run_config
 
     source = OmegaConf.select(run_config(cfg.init_ckpt), "pruning.granularity")
     given = OmegaConf.select(cfg, "pruning.granularity")

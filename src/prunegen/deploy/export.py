@@ -8,21 +8,22 @@ import torch
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
-from prunegen.checkpoint import load_model
-from prunegen.models.ema import deploy_weights
-from prunegen.models.profile import count_macs
-from prunegen.onnx_export import onnx_record
-from prunegen.pruning.compact import compact, file_bytes, generator_paths, latency_ms, max_abs_diff, prepare_inference, save_compact
-from prunegen.pruning.masks import count_parameters, unmasked_copy
-from prunegen.reporting.record import write_json
-
+from prunegen.choices import check_choice
+from prunegen.deploy.compact import file_bytes, save_compact
+from prunegen.deploy.inference import latency_ms, prepare_inference
+from prunegen.deploy.onnx import onnx_record
+from prunegen.generator import count_macs, max_abs_diff
+from prunegen.masks import count_parameters, unmasked_copy
+from prunegen.pruning.compact import compact, generator_paths
+from prunegen.run.checkpoint import load_model
+from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt
+from prunegen.run.record import hydra_overrides
 
 FORMATS = ("pt", "onnx")  # onnx: the .onnx file beside the .pt one
 
 
 def check_format(settings: DictConfig) -> None:
-    if settings.get("format", "pt") not in FORMATS:
-        raise ValueError(f"export.format must be one of {FORMATS}, got {settings.get('format')!r}")
+    check_choice("export.format", settings.get("format", "pt"), FORMATS)
 
 
 def _ignored(run_cfg: DictConfig) -> list[str]:
@@ -38,12 +39,12 @@ def measure(generator: torch.nn.Module) -> dict[str, Any]:
 
 
 def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: str | Path, settings: DictConfig,
-                     ignore: list[str] = ()) -> dict[str, Any]:
-    """Compact `masked`, verify it against the masked one (refuse above tolerance), time it beside `dense`,
-    write the compact file and export.json into `out_dir`."""
+                     small: torch.nn.Module) -> dict[str, Any]:
+    """Verify the compact generator `small` against the masked one (refuse above tolerance), time it beside
+    `dense`, write the compact file into `out_dir`; returns the record of export.json (the caller writes it)."""
     check_format(settings)
     masked.eval()
-    small = compact(masked, ignore).eval()
+    small.eval()
     diff = max_abs_diff(masked, small)
     if diff > settings.tolerance:
         raise RuntimeError(f"compact generator differs from the masked one by {diff:.3g} > tolerance {settings.tolerance}; nothing written")
@@ -62,7 +63,6 @@ def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: s
         record["onnx"] = onnx_record(small, dense, onnx_path, settings.tolerance, settings.batch_size, settings.repeats)
     record["best_runtime"] = best_runtime(record)
     record["compact"]["path"] = str(save_compact(small, Path(out_dir) / settings.output_name))
-    write_json(Path(out_dir) / "export.json", record)
     return record
 
 
@@ -80,22 +80,28 @@ def best_runtime(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
-    """prunegen-export on one checkpoint: dense = the masks made permanent, compact = channels removed."""
-    check_format(cfg)  # before the checkpoint is read
-    if cfg.get("num_threads"):
-        torch.set_num_threads(cfg.num_threads)
-    model, run_cfg = load_model(cfg.ckpt_path)
-    deploy_weights(model)  # the EMA's weights when the GAN keeps one: what its scores were measured on
-    masked = model.generator.eval()
-    record = export_generator(masked, unmasked_copy(masked), cfg.paths.output_dir, cfg, _ignored(run_cfg))
-    record["checkpoint"] = str(cfg.ckpt_path)
-    write_json(Path(cfg.paths.output_dir) / "export.json", record)
+    """prunegen-export on one checkpoint: dense = the masks made permanent, compact = channels removed. The
+    attempt (completed, failed with its error, interrupted by a signal) is recorded in export.json."""
+    check_format(cfg)  # before the checkpoint is read or anything is written
+    folder = RunFolder(cfg.paths.output_dir, cfg, record_name="export.json")
+    record: dict[str, Any] = {"status": "failed", "run": {"overrides": hydra_overrides()}, "checkpoint": str(cfg.ckpt_path)}
+    with attempt(folder, record):
+        if cfg.get("num_threads"):
+            torch.set_num_threads(cfg.num_threads)
+        model, run_cfg = load_model(cfg.ckpt_path)
+        model.use_ema_weights()  # the EMA's weights when the GAN keeps one: what its scores were measured on
+        masked = model.generator.eval()
+        small = compact(masked, _ignored(run_cfg))
+        record.update(export_generator(masked, unmasked_copy(masked), cfg.paths.output_dir, cfg, small))
     return record
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
-    r = export(cfg)
+    try:
+        r = export(cfg)
+    except RunInterrupted as err:  # recorded as interrupted; a non-zero exit tells the scheduler
+        raise SystemExit(128 + err.signum) from err
     print(
         f"[prunegen] MACs {r['dense']['macs']:,} -> {r['compact']['macs']:,} ({r['macs_ratio']:.2f}x), "
         f"latency {r['dense']['latency_ms']:.1f} -> {r['compact']['latency_ms']:.1f} ms ({r['speedup']:.2f}x), "

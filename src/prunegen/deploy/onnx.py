@@ -1,6 +1,6 @@
 """ONNX export of a generator: dynamic batch axis, a `labels` input when conditional, run by ONNX Runtime.
 
-    from prunegen.onnx_export import load_onnx
+    from prunegen.deploy.onnx import load_onnx
     images = load_onnx("generator_compact.onnx")(torch.randn(16, 64))  # (16, C, S, S) in [-1, 1]
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegen.models.networks.protocol import example_inputs
+from prunegen.generator import example_inputs
 
 OPSET = 18  # the lowest opset torch's (dynamo) ONNX exporter implements without a version conversion
 

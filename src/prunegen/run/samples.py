@@ -1,6 +1,7 @@
 """Sample grids: the same latents every epoch, so grids show how one set of samples evolves."""
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -8,8 +9,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torchvision.utils import save_image
 
-from prunegen.models.sampler import sample_generator
-from prunegen.reporting.loggers import epoch_end_step, image_grid, log_image
+from prunegen.generator import sample_generator
+from prunegen.run.loggers import epoch_end_step, image_grid, log_image
 
 
 def save_grid(images: torch.Tensor, path: str | Path) -> Path:
@@ -41,6 +42,11 @@ class SampleGridCallback(Callback):
             save_grid(images, self.dirpath / f"epoch_{epoch:03d}.png")
             self.final_path = save_grid(images, self.dirpath.parent / "samples.png")
             log_image(trainer, "samples", image_grid(images), epoch_end_step(trainer))  # TensorBoard / W&B, if any
+
+    def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """The final grid for metrics.json (written in the workers under ddp_spawn: read from disk)."""
+        final = self.dirpath.parent / "samples.png"
+        return {"samples": str(final) if final.exists() else None}
 
 
 def describe(name: str, macs: int | None = None, fid: float | None = None) -> str:

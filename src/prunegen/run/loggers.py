@@ -16,8 +16,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torchvision.utils import make_grid
 
-from prunegen.pruning.masks import effective_weight, prunable_layers
-from prunegen.reporting.record import flatten, hydra_overrides
+from prunegen.choices import check_choice
+from prunegen.masks import effective_weight, prunable_layers
+from prunegen.run.record import flatten, hydra_overrides, parse_overrides
 
 
 def epoch_end_step(trainer: L.Trainer) -> int:
@@ -84,11 +85,10 @@ def _scalar(text: str) -> int | float | str:
     return text
 
 
-def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+def override_params(overrides: list[str]) -> dict[str, Any]:
     """["pruning.final_sparsity=0.5", "+x=a", "~y"] -> {"pruning.final_sparsity": 0.5, "x": "a"} (numbers as
     numbers, so TensorBoard's HParams tab sorts and filters them)."""
-    pairs = (o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
-    return {k: _scalar(v) for k, v in pairs}
+    return {k: _scalar(v) for k, v in parse_overrides(overrides).items() if v is not None}
 
 
 class LoggerExtrasCallback(Callback):
@@ -123,7 +123,7 @@ class LoggerExtrasCallback(Callback):
         if not self._media(trainer):
             return
         params = {k: v for k, v in flatten(dict(pl_module.hparams)).items() if isinstance(v, (int, float, str, bool))}
-        params.update(parse_overrides(hydra_overrides()))
+        params.update(override_params(hydra_overrides()))
         value = trainer.callback_metrics.get(self.metric)
         metrics = {f"hp/{self.metric.split('/')[-1]}": float(value)} if value is not None else {}
         log_hparams(trainer, params, metrics)
@@ -151,8 +151,7 @@ def wandb_logger(run_dir: str, seed: int, project: str = "prunegen", mode: str =
     group = the experiment's name, tags = the command-line overrides (W&B allows 64 characters a tag)."""
     from hydra.core.hydra_config import HydraConfig
 
-    if mode not in ("offline", "online", "disabled"):
-        raise ValueError(f"logger.wandb.mode must be one of ('offline', 'online', 'disabled'), got {mode!r}")
+    check_choice("logger.wandb.mode", mode, ("offline", "online", "disabled"))
     if group is None and HydraConfig.initialized():
         group = HydraConfig.get().runtime.choices.get("experiment")
     tags = [t[:64] for t in (tags if tags is not None else hydra_overrides())]

@@ -20,8 +20,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prunegen.choices import check_choice
 from prunegen.fileio import write_json
-from prunegen.reporting.record import flatten
+from prunegen.run.record import flatten
 
 RESUME_MODES = ("auto", "never")
 # Keys that cannot change a result: they may differ between the attempts of one run.
@@ -34,6 +35,7 @@ NOT_IDENTITY = (
     "ckpt_path",
     "paths",
     "optimized_metric",
+    "hydra",
 )
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
@@ -54,24 +56,46 @@ def global_rank() -> int:
     return 0
 
 
+def changes_result(key: str) -> bool:
+    """Whether a (flat, dotted) config key is part of a run's identity: not one of `NOT_IDENTITY` or under it."""
+    return not any(key == n or key.startswith(f"{n}.") for n in NOT_IDENTITY)
+
+
 def identity_diff(stored: Any, current: Any) -> list[str]:
     """The keys (with both values) where two configs of one folder differ in a way that changes a result."""
     a, b = (flatten(OmegaConf.to_container(c, resolve=False) if isinstance(c, DictConfig) else c) for c in (stored, current))
-    keep = lambda k: not any(k == n or k.startswith(f"{n}.") for n in NOT_IDENTITY)  # noqa: E731
-    keys = sorted(k for k in set(a) | set(b) if keep(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
+    keys = sorted(k for k in set(a) | set(b) if changes_result(k) and _same(k, a.get(k, "<unset>")) != _same(k, b.get(k, "<unset>")))
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys]
 
 
-class RunFolder:
-    """One run's folder: `.hydra/config.yaml` (its identity), `metrics.json` (its record and attempts),
-    `checkpoints/last.ckpt` (its resume point)."""
+# Run folders started before the configs were flattened (issue 18) store other spellings of the same run:
+# distillation's timing as an interpolation into the pruning group (now null: the pruning schedule's first
+# round), and structured pruning's threshold keys at the values the callback takes when they are absent.
+EARLIER_SPELLINGS: dict[str, dict[Any, Any]] = {"distill.snapshot_epoch": {"${oc.select:pruning.start_epoch,0}": None}}
+ABSENT_MEANS = {"pruning.amount": "sparsity", "pruning.alpha": 1.0, "pruning.reference": "mean", "pruning.max_sparsity": None}
 
-    def __init__(self, path: str | Path, cfg: DictConfig, resume: str = "auto") -> None:
-        if resume not in RESUME_MODES and not Path(resume).is_file():
-            raise ValueError(f"resume must be one of {RESUME_MODES} or a checkpoint file, got {resume!r}")
+
+def _same(key: str, value: Any) -> Any:
+    """What must match for `key`: a `_target_` by its class name (so a run started before a module moved,
+    prunegen.rng.RNGStateCallback -> prunegen.run.rng.RNGStateCallback, resumes after the move), and the
+    earlier spellings above as what they mean."""
+    if key.endswith("_target_") and isinstance(value, str):
+        return value.rsplit(".", 1)[-1]
+    if value == "<unset>" and key in ABSENT_MEANS:
+        return ABSENT_MEANS[key]
+    return EARLIER_SPELLINGS.get(key, {}).get(value, value) if isinstance(value, (str, type(None))) else value
+
+
+class RunFolder:
+    """One run's folder: `.hydra/config.yaml` (its identity), `metrics.json` (its record and attempts; another
+    name for prunegen-export's `export.json`), `checkpoints/last.ckpt` (its resume point)."""
+
+    def __init__(self, path: str | Path, cfg: DictConfig, resume: str = "auto", record_name: str = "metrics.json") -> None:
+        if not Path(resume).is_file():
+            check_choice("resume", resume, RESUME_MODES, extra="or a checkpoint file")
         self.path, self.cfg, self.resume = Path(path), cfg, resume
         self.config_file = self.path / ".hydra" / "config.yaml"
-        self.metrics_file = self.path / "metrics.json"
+        self.metrics_file = self.path / record_name
         self.last_ckpt = self.path / "checkpoints" / "last.ckpt"
         self.previous: dict[str, Any] = json.loads(self.metrics_file.read_text()) if self.metrics_file.is_file() else {}
 

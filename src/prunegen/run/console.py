@@ -56,3 +56,16 @@ def register_resolvers() -> None:
     """`${prunegen_options:GROUP}` in the hydra/help templates lists a group's options as they are on disk."""
     if not OmegaConf.has_resolver("prunegen_options"):
         OmegaConf.register_new_resolver("prunegen_options", config_options)
+
+
+def capture_console() -> None:
+    """Lightning's messages (the pruning rounds' tables among them) and warnings go through the root
+    logger, so Hydra's handlers put them in the run folder's train.log as well as on the console."""
+    if not logging.getLogger().handlers:  # not under Hydra (a test, a notebook): leave Lightning's as they are
+        return
+    logging.captureWarnings(True)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        lightning_log = logging.getLogger(name)
+        lightning_log.propagate = True
+        for handler in list(lightning_log.handlers):  # Hydra's console handler prints them once
+            lightning_log.removeHandler(handler)

@@ -1,0 +1,1 @@
+"""Deployment: prunegen-export, the compact file format, inference copies and timing, ONNX."""

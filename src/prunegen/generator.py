@@ -1,0 +1,148 @@
+"""The foundation every floor stands on: what a generator offers (DCGAN, ResNet, conditional, a VAE's
+decoder), and what is built from that alone: example inputs, checks, sampling, MAC counting and the spec
+that rebuilds a generator at its current widths. Networks implement the protocol; nothing inherits from it.
+Imports nothing of prunegen but `choices` (the foundation's one argument check).
+"""
+
+import importlib
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from prunegen.choices import check_choice
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """z (B, latent_dim) [and labels (B,) when num_classes > 0] -> images (B, C, S, S) in [-1, 1]."""
+
+    latent_dim: int
+    num_classes: int  # 0: unconditional
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments (builtins only) that rebuild this network at its current channel widths,
+        so a compacted generator (channels physically removed) can be re-created and loaded."""
+        ...
+
+
+@runtime_checkable
+class Decoder(Generator, Protocol):
+    """A generator whose output is tanh(a): a VAE's Bernoulli likelihood reads the pre-tanh a."""
+
+    def logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+def check_generator(net: object, key: str = "model.generator") -> None:
+    """A clear error when a network does not implement the generator protocol."""
+    missing = [a for a in ("latent_dim", "num_classes", "forward", "spec") if not hasattr(net, a)]
+    if missing:
+        raise TypeError(f"{key} ({type(net).__name__}) does not implement the generator protocol: missing {missing}")
+
+
+def example_inputs(
+    net: Generator,
+    n: int = 2,
+    *,
+    rng: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    latents: Literal["normal", "zeros"] = "normal",
+    labels: Literal["cycle", "zeros"] = "cycle",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(z (n, latent_dim), labels (n,) or None when unconditional) for `net(z, labels)`.
+
+    z ~ N(0, I) from `rng` (a CPU generator; the global RNG when None), drawn on `device` (default:
+    the net's); `latents="zeros"` for a draw-free input. Labels cycle over the classes (0, 1, ..., 0, 1)
+    or are all 0.
+    """
+    check_choice("latents", latents, ("normal", "zeros"))
+    check_choice("labels", labels, ("cycle", "zeros"))
+    if device is None:
+        param = next(net.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    if latents == "zeros":
+        z = torch.zeros(n, net.latent_dim, device=device)
+    else:
+        z = torch.randn(n, net.latent_dim, generator=rng, device=device)
+    if not net.num_classes:
+        return z, None
+    if labels == "zeros":
+        return z, torch.zeros(n, dtype=torch.long, device=device)
+    return z, torch.arange(n, device=device) % net.num_classes
+
+
+@torch.no_grad()
+def sample_generator(
+    net: Generator, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """n images in [-1, 1] from `net(z, labels)` in eval mode (the deployed behaviour); z ~ N(0, I)
+    drawn on the CPU from `generator` (so samples do not depend on the device); labels cycle over the
+    classes of a conditional net when not given."""
+    device = next(net.parameters()).device
+    z, cycled = example_inputs(net, n, rng=generator, device="cpu")
+    labels = cycled if labels is None else labels
+    was_training = net.training
+    net.eval()
+    try:
+        return net(z.to(device), labels.to(device) if labels is not None else None)
+    finally:
+        net.train(was_training)
+
+
+class GeneratorSampler:
+    """`generator`, `latent_dim`, `num_classes` and `sample(n, labels, generator)` over a bare generator (a
+    distillation teacher, an exported compact generator), as the model families expose them."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+
+    @property
+    def latent_dim(self) -> int:
+        return self.generator.latent_dim
+
+    @property
+    def num_classes(self) -> int:
+        return self.generator.num_classes
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        return sample_generator(self.generator, n, labels, generator)
+
+
+@torch.no_grad()
+def count_macs(generator: Generator) -> int:
+    """MACs to generate one image, from PyTorch's FlopCounterMode (FLOPs / 2; Torch-Pruning's counter
+    over-counts ConvTranspose2d ~4x)."""
+    z, labels = example_inputs(generator, 1, latents="zeros", labels="zeros")
+    was_training = generator.training
+    generator.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            generator(z, labels)
+    finally:
+        generator.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+@torch.no_grad()
+def max_abs_diff(a: nn.Module, b: nn.Module, n: int = 64, seed: int = 0) -> float:
+    """Largest output difference of two generators on the same fixed latents (eval mode)."""
+    z, labels = example_inputs(a, n, rng=torch.Generator().manual_seed(seed), device="cpu")
+    a.eval(), b.eval()
+    return (a(z, labels) - b(z, labels)).abs().max().item()
+
+
+def generator_spec(generator: Generator) -> dict[str, Any]:
+    """Constructor arguments (current channel counts included) that rebuild this generator's architecture."""
+    check_generator(generator)
+    cls = type(generator)
+    return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **generator.spec()}
+
+
+def build_from_spec(spec: dict[str, Any]) -> nn.Module:
+    """The generator a `generator_spec` describes (fresh weights)."""
+    module, _, name = spec["_target_"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**{k: v for k, v in spec.items() if k != "_target_"})

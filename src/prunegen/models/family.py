@@ -1,0 +1,56 @@
+"""The surface every model family shares (GAN, VAE, ...): `generator`, `latent_dim`, `num_classes`,
+`sample(n, labels)`, the EMA hooks the pruning and deployment stages call, and when a training step's
+`self.log` calls are worth making. Metrics, pruning and export use only this and the generator protocol.
+"""
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunegen.generator import sample_generator
+
+
+class GenerativeFamily:
+    """Mixin of the LightningModules: the generative surface, written once.
+
+    A family with an EMA of its generator overrides `_sampler` (what is sampled), `use_ema_weights` (copy
+    the average into `generator` before export) and `reset_ema` (the average restarts from the generator).
+    """
+
+    generator: nn.Module
+    family: str = ""
+
+    @property
+    def latent_dim(self) -> int:
+        return self.generator.latent_dim
+
+    @property
+    def num_classes(self) -> int:
+        return self.generator.num_classes
+
+    def _sampler(self) -> nn.Module:
+        return self.generator
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images in [-1, 1] in eval mode (the deployed behaviour); z ~ N(0, I) from `generator` on the CPU."""
+        return sample_generator(self._sampler(), n, labels, generator)
+
+    def use_ema_weights(self) -> None:
+        """Make `generator` hold the weights that are sampled and scored (nothing to do without an EMA)."""
+
+    def reset_ema(self) -> None:
+        """Restart the EMA (when there is one) from the generator's current effective weights."""
+
+
+def should_log(module: Any) -> bool:
+    """Whether a training step's `self.log` calls reach anything: the steps the loggers write
+    (every `trainer.log_every_n_steps`, Lightning's own rule) and the last batch of an epoch (so
+    `trainer.callback_metrics` ends every epoch with that epoch's last values). Lightning's `self.log`
+    costs ~1.7 ms a call here (measured), ~7% of a digits DCGAN step at three calls per step; values
+    logged on other steps were only ever shown in the progress bar, which now refreshes at log steps."""
+    trainer = module._trainer
+    if trainer is None:
+        return True
+    connector = getattr(trainer, "_logger_connector", None)
+    return trainer.is_last_batch or connector is None or connector.should_update_logs

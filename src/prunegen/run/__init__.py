@@ -1,0 +1,1 @@
+"""Run lifecycle: checks, run folders, checkpoints, records, the small training callbacks, loggers, console."""
