@@ -1,10 +1,10 @@
-# The two README commands: `make run` and `make test`. Each sets up what is missing first.
+# The README commands: `make run`, `make test` and `make lint`. Each sets up what is missing first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 RUN_DIR := outputs/make_run
 
-.PHONY: run test tables install install-dev clean
+.PHONY: run test lint tables install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ run: install
 # tests (marked `slow`) run too: `pytest -m "not slow"` skips them when iterating.
 test: install-dev
 	$(BIN)/python -m pytest -q -n 2 --durations=10
+
+# ruff (settings in pyproject.toml): run by .ci/run before the tests.
+lint: install-dev
+	$(BIN)/ruff check src tests scripts
 
 # Rerun the sweep behind every results table (docs/results/NAME.json) and rewrite the table between its
 # <!-- table:NAME --> markers in docs/results.md (and in README.md, which shows make_run's). TABLES=NAME

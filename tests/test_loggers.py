@@ -106,7 +106,11 @@ def test_dense_vs_compact_grid_draws_both_from_the_same_latents(tmp_path, monkey
 
     seen = []
     original = samples.sample_generator
-    monkeypatch.setattr(samples, "sample_generator", lambda net, n, generator: seen.append(torch.randn(n, 16, generator=generator)) or original(net, n, generator=generator))
+    def spy(net, n, generator):
+        seen.append(torch.randn(n, 16, generator=generator))
+        return original(net, n, generator=generator)
+
+    monkeypatch.setattr(samples, "sample_generator", spy)
     dense = DCGANGenerator(latent_dim=16, ngf=8, image_size=16, num_classes=10)
     compact = DCGANGenerator(latent_dim=16, image_size=16, num_classes=10, widths=[4, 2])
     labels = (samples.describe("dense", 4_456_448, 0.985), samples.describe("compact", 327_680, None))

@@ -88,9 +88,9 @@ class Distiller(GeneratorLossTerm):
     @contextmanager
     def watch(self, generator: nn.Module):
         self._student_features = []
-        with running_batchnorm(generator, self.student_bn == "frozen"):
-            with capture(generator, self._student_features) if self.feature_weight else nullcontext():
-                yield
+        features = capture(generator, self._student_features) if self.feature_weight else nullcontext()
+        with running_batchnorm(generator, self.student_bn == "frozen"), features:
+            yield
 
     def __call__(self, z: torch.Tensor, labels: torch.Tensor | None, fake: torch.Tensor) -> tuple[torch.Tensor, dict]:
         with torch.no_grad(), capture(self.teacher, []) if self.feature_weight else nullcontext([]) as t_feats:

@@ -149,5 +149,5 @@ def choose_round_to(build, widths: list[int], candidates: tuple[int, ...] = (1, 
         macs = count_macs(plain)
         g = prepare_inference(plain)
         z = torch.randn(batch, g.latent_dim)
-        cost[r] = time_module(lambda z: g(z), z, repeats) / (batch * macs)
+        cost[r] = time_module(g, z, repeats) / (batch * macs)
     return min(cost, key=cost.get), cost

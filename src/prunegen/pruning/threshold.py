@@ -31,7 +31,7 @@ def references(
     if scope == "global":
         live = torch.cat([scores[k][alive[k]].double().flatten() for k in scores])
         mean = float(live.mean()) if live.numel() else 0.0
-        return {k: mean for k in scores}
+        return dict.fromkeys(scores, mean)
     return {k: float(scores[k][alive[k]].double().mean()) if alive[k].any() else 0.0 for k in scores}
 
 

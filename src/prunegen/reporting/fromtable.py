@@ -1,4 +1,4 @@
-"""README tables built from prunegen-table's rows (a data file with `from_table` instead of hand-laid rows).
+"""Results tables (docs/results.md) built from prunegen-table's rows (a data file with `from_table` instead of hand-laid rows).
 
     "from_table": {"columns": ["round", "remaining", "FID", "FID / dense", "classes"],   # prunegen-table columns
                    "reference": "docs/results/references/gan_lth_sngan_cifar10.yaml",  # optional: its column too
@@ -50,7 +50,7 @@ def _unique(label: str, seen: set[str]) -> str:
 
 def long_rows(rows: list[dict[str, Any]], names: list[str]) -> tuple[list[dict], list[dict]]:
     columns = [{"header": "seeds", "cell": "{seeds}"}] + [
-        {"header": n, "cell": "{%s}%s" % (slug(n), "%" if n in PERCENT else ""), "missing": "–"} for n in names]
+        {"header": n, "cell": f"{{{slug(n)}}}{'%' if n in PERCENT else ''}", "missing": "–"} for n in names]
     if any(not r.get("completed") for r in rows):
         columns.insert(0, {"header": "status", "cell": "completed"})
     out, seen = [], set()
@@ -73,7 +73,7 @@ def pivot_rows(rows: list[dict[str, Any]], by: str, name: str, ref: Any) -> tupl
     series = list(dict.fromkeys(r["series"] for r in rows if r.get("completed")))
     keys = sorted({round(r[by], 4) for r in rows if r.get(by) is not None and (r.get("completed") or r["status"] == "reference")},
                   reverse=True)
-    columns = [{"header": f"{s}: {name}", "cell": "{%s}" % slug(s), "missing": "–"} for s in series]
+    columns = [{"header": f"{s}: {name}", "cell": f"{{{slug(s)}}}", "missing": "–"} for s in series]
     if ref_column:
         columns.append({"header": ref_column + (" / dense" if per_dense else ""), "cell": "{reference}", "missing": "–"})
     out = []
