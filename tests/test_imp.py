@@ -56,9 +56,9 @@ class Probe(Callback):
 
 def _ema_pairs(pl_module):
     for m_ema, m in zip(pl_module.ema.modules(), pl_module.generator.modules()):
-        for name, p in m._parameters.items():
-            if p is not None:
-                yield m, name, m_ema._parameters[name.removesuffix("_orig")]
+        ema_params = dict(m_ema.named_parameters(recurse=False))
+        for name, _ in m.named_parameters(recurse=False):
+            yield m, name, ema_params[name.removesuffix("_orig")]
 
 
 def _fit(make_cfg, *overrides, callbacks=(), ckpt_dir=None, ckpt_path=None, stop_after=None):

@@ -1,4 +1,4 @@
-"""Generic helpers: one atomic writer, one content hash, one uint8 rounding of images in [-1, 1].
+"""Files: one atomic writer (JSON, torch payloads) and one content hash (of tensors, records and file lists).
 
 No torch import at module level: the entry points write records before torch is loaded.
 """
@@ -10,10 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from torch import Tensor
+from typing import IO, Any
 
 
 def current_umask() -> int:
@@ -92,10 +89,3 @@ def file_list_hash(files: Iterable[str | Path], root: str | Path) -> str:
         st = Path(f).stat()
         entries.append((str(Path(f).relative_to(root)), st.st_size, st.st_mtime_ns))
     return content_hash(entries)
-
-
-def to_uint8(images: "Tensor") -> "Tensor":
-    """Float images in [-1, 1] -> uint8 in [0, 255], rounded as a PNG of them stores them."""
-    import torch
-
-    return ((images.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)

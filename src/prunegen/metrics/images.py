@@ -10,7 +10,7 @@ from PIL import Image
 from torch import Tensor
 
 from prunegen.data.protocol import ImageData
-from prunegen.fileio import content_hash, file_list_hash, to_uint8
+from prunegen.fileio import content_hash, file_list_hash
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")  # torch-fidelity's defaults
 
@@ -99,3 +99,8 @@ def save_images(images: Tensor, folder: str | Path, start: int = 0) -> list[Path
         paths.append(folder / f"{i:06d}.png")
         Image.fromarray(array).save(paths[-1])
     return paths
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """Float images in [-1, 1] -> uint8 in [0, 255], rounded as a PNG of them stores them."""
+    return ((images.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)

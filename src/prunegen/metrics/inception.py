@@ -11,7 +11,8 @@ from torch_fidelity.feature_extractor_inceptionv3 import (
 )
 
 from prunegen.data.protocol import ImageData
-from prunegen.fileio import save_torch, to_uint8
+from prunegen.fileio import save_torch
+from prunegen.metrics.images import to_uint8
 from prunegen.metrics.rng import isolated_rng
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
