@@ -7,7 +7,7 @@ MACs ratio, their quotient (1.0 = the speedup the MACs promise), GMAC/s and the 
 peak; then the GMAC/s single layers reach at the compact widths (the limit).
 
 Preparations: `plain` (as compacted), `export` (what prunegen-export times today: BN folded, sub-pixel
-output layer, channels-last), `subpixel` (every upsampling layer sub-pixel), `tuned` (pruning/inference.py:
+output layer, channels-last), `subpixel` (every upsampling layer sub-pixel), `tuned` (deploy/inference.py:
 sub-pixel wherever measured faster in eager PyTorch).
 
     .venv/bin/python scripts/bench/compact_runtimes.py [--batch 256] [--repeats 15] [--runtimes eager compile onnx]
