@@ -40,8 +40,10 @@ NOT_IDENTITY = (
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
 
-class RunInterrupted(Exception):
-    """Raised by the signal handler: the run stops at once and is recorded as interrupted."""
+class RunInterrupted(BaseException):
+    """Raised by the signal handler: the run stops at once and is recorded as interrupted. A BaseException,
+    like KeyboardInterrupt, so library code that catches `Exception` cannot turn it into another error (a
+    SIGTERM inside `inspect.getfullargspec`, which Lightning's `self.log` calls, came out as a TypeError)."""
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
