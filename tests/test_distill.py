@@ -313,10 +313,10 @@ def test_snapshot_epoch_defaults_to_the_pruning_callbacks_first_round(make_cfg, 
     """distill.snapshot_epoch=null (the config's default) takes the first round of the pruning callback's
     schedule from the trainer's callbacks (no config reads pruning.start_epoch); an explicit epoch wins."""
     probe = TeacherEpochProbe()
-    model, cb, _ = _fit_compress(make_cfg, ("pruning", "distill"), "pruning.start_epoch=1", "pruning.end_epoch=1",
-                                 f"distill.snapshot_epoch={'null' if snapshot_epoch is None else snapshot_epoch}",
-                                 "model.ema_decay=0.0", callbacks=[probe])
-    assert cb.snapshot_epoch == teacher_epoch and cb.started_epoch == teacher_epoch + 1
+    model, cb, trainer = _fit_compress(make_cfg, ("pruning", "distill"), "pruning.start_epoch=1", "pruning.end_epoch=1",
+                                       f"distill.snapshot_epoch={'null' if snapshot_epoch is None else snapshot_epoch}",
+                                       "model.ema_decay=0.0", callbacks=[probe])
+    assert cb.teacher_epoch(trainer) == teacher_epoch and cb.started_epoch == teacher_epoch + 1
     teacher = cb.teacher.state_dict()
     assert all(torch.equal(teacher[k], v) for k, v in probe.dense[teacher_epoch].items())
     assert cb.record(None, model)["distill"]["teacher"] == f"snapshot after epoch {teacher_epoch}"

@@ -15,12 +15,7 @@ from torch_fidelity import calculate_metrics
 from prunegen import CONFIG_DIR
 from prunegen.data.digits import DigitsDataModule
 from prunegen.evaluate import evaluate
-from prunegen.metrics import (
-    InceptionExtractor,
-    random_inception_weights,
-    resolve_inception_weights,
-    save_images,
-)
+from prunegen.metrics import InceptionExtractor, random_inception_weights, resolve_inception_weights, save_images
 from prunegen.metrics.inception import INCEPTION_FILE
 from prunegen.train import train
 

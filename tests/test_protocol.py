@@ -11,15 +11,7 @@ from hydra.utils import instantiate
 from prunegen import CONFIG_DIR
 from prunegen.data import DigitsDataModule, ImageData
 from prunegen.deploy.compact import load_compact, save_compact
-from prunegen.generator import (
-    Decoder,
-    Generator,
-    build_from_spec,
-    check_generator,
-    example_inputs,
-    generator_spec,
-    sample_generator,
-)
+from prunegen.generator import Decoder, Generator, build_from_spec, check_generator, example_inputs, generator_spec, sample_generator
 from prunegen.models.networks import ResNetGenerator
 
 MODELS = sorted(p.stem for p in Path(CONFIG_DIR, "model").glob("*.yaml"))

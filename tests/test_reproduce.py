@@ -5,14 +5,7 @@ from pathlib import Path
 import pytest
 
 from prunegen.reporting.reproduce import collect, main
-from prunegen.reporting.results import (
-    block,
-    load_data,
-    markers,
-    moved_cells,
-    render,
-    replace_block,
-)
+from prunegen.reporting.results import block, load_data, markers, moved_cells, render, replace_block
 
 ROOT = Path(__file__).parents[1]
 DATA = sorted((ROOT / "docs" / "results").glob("*.json"))

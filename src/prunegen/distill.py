@@ -173,7 +173,6 @@ class DistillationCallback(Callback):
         self._pending: dict[str, torch.Tensor] | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._resolve_snapshot_epoch(trainer)
         if self.lr_schedule == "cosine" and not (trainer.max_epochs or 0) > 0:
             raise ValueError("distill.lr_schedule=cosine decays the student's lr to 0 at trainer.max_epochs: set it")
         if self.d_policy != "none" and not hasattr(pl_module, "discriminator"):
@@ -201,13 +200,13 @@ class DistillationCallback(Callback):
         if self._due(trainer):  # an epoch of unknown length: no batch was known to be the last one
             self.start_distillation(trainer, pl_module, first_epoch=trainer.current_epoch + 1)
 
-    def _resolve_snapshot_epoch(self, trainer: L.Trainer | None) -> None:
-        """snapshot_epoch=null: the first round of the pruning schedule among the trainer's callbacks."""
-        if self.snapshot_epoch is None and trainer is not None:
-            self.snapshot_epoch = first_round_epoch(trainer.callbacks)
+    def teacher_epoch(self, trainer: L.Trainer) -> int:
+        """The epoch after whose last batch the teacher is taken: `snapshot_epoch`, or (null) the first round
+        of the pruning schedule among the trainer's callbacks."""
+        return self.snapshot_epoch if self.snapshot_epoch is not None else first_round_epoch(trainer.callbacks)
 
     def _due(self, trainer: L.Trainer) -> bool:
-        return self.teacher is None and trainer.current_epoch == self.snapshot_epoch
+        return self.teacher is None and trainer.current_epoch == self.teacher_epoch(trainer)
 
     def start_distillation(self, trainer: L.Trainer, pl_module: L.LightningModule, first_epoch: int) -> None:
         """Snapshot the teacher (unless loaded), add the terms, and restart the student's optimizer."""
@@ -260,9 +259,10 @@ class DistillationCallback(Callback):
     def record(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         """This run's part of metrics.json: the recipe and where the teacher came from."""
         self.restore_teacher(pl_module)
-        self._resolve_snapshot_epoch(trainer)  # a ddp_spawn parent's copy never ran `setup`
-        source = f"checkpoint {self.teacher_ckpt}" if self.teacher_ckpt else f"snapshot after epoch {self.snapshot_epoch}"
-        return {"distill": {"teacher": source if self.teacher is not None else None, "started_epoch": self.started_epoch,
+        source = None
+        if self.teacher is not None:  # a snapshot is taken after the last batch of the epoch before the first distilled one
+            source = f"checkpoint {self.teacher_ckpt}" if self.teacher_ckpt else f"snapshot after epoch {self.started_epoch - 1}"
+        return {"distill": {"teacher": source, "started_epoch": self.started_epoch,
                             **self.term_settings, "adversarial_weight": self.adversarial_weight,
                             "d_feature_weight": self.d_feature_weight, "d_policy": self.d_policy,
                             "d_lr_ratio": self.d_lr_ratio, "g_lr": self.g_lr, "lr_schedule": self.lr_schedule}}

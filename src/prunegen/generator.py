@@ -92,12 +92,12 @@ def sample_generator(
         net.train(was_training)
 
 
-class GeneratorSampler:
-    """`generator`, `latent_dim`, `num_classes` and `sample(n, labels, generator)` over a bare generator (a
-    distillation teacher, an exported compact generator), as the model families expose them."""
+class Sampling:
+    """`latent_dim`, `num_classes` and `sample(n, labels, generator)` over `self.generator`: the surface the
+    metrics, grids and export use. The model families mix it in (and override `_sampler` to sample an EMA);
+    `GeneratorSampler` gives it to a bare generator."""
 
-    def __init__(self, generator: Generator) -> None:
-        self.generator = generator
+    generator: nn.Module
 
     @property
     def latent_dim(self) -> int:
@@ -107,8 +107,19 @@ class GeneratorSampler:
     def num_classes(self) -> int:
         return self.generator.num_classes
 
+    def _sampler(self) -> nn.Module:
+        return self.generator
+
     def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        return sample_generator(self.generator, n, labels, generator)
+        """n images in [-1, 1] in eval mode (the deployed behaviour); z ~ N(0, I) from `generator` on the CPU."""
+        return sample_generator(self._sampler(), n, labels, generator)
+
+
+class GeneratorSampler(Sampling):
+    """The sampling surface over a bare generator (a distillation teacher, an exported compact generator)."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
 
 
 @torch.no_grad()

@@ -87,7 +87,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     folder = RunFolder(cfg.paths.output_dir, cfg, str(cfg.get("resume") or "auto"))
     folder.check_identity()
     if folder.completed and not cfg.get("ckpt_path"):
-        log.info(f"{folder.path} holds a completed run of this configuration: nothing to do ({folder.metrics_file})")
+        log.info(f"{folder.path} holds a completed run of this configuration: nothing to do ({folder.record_file})")
         return folder.previous, {}
     write = global_rank() == 0  # under `ddp` every rank runs this function; rank 0 writes
     if write:

@@ -5,12 +5,7 @@ callback holds a spec (`configs/metrics/*.yaml`, the extractor a `configs/metric
 and `prunegen-eval` uses the same one.
 """
 
-from prunegen.metrics.cache import (
-    RealStats,
-    compute_real_stats,
-    load_or_compute_real_stats,
-    real_stats_key,
-)
+from prunegen.metrics.cache import RealStats, compute_real_stats, load_or_compute_real_stats, real_stats_key
 from prunegen.metrics.callback import EvaluationCallback
 from prunegen.metrics.classifier import DomainClassifier, load_or_train_classifier
 from prunegen.metrics.extractors import (
@@ -21,25 +16,14 @@ from prunegen.metrics.extractors import (
     domain_classifier,
     fingerprint,
 )
-from prunegen.metrics.images import (
-    ImageSource,
-    from_datamodule,
-    from_folder,
-    from_tensor,
-    save_images,
-)
+from prunegen.metrics.images import ImageSource, from_datamodule, from_folder, from_tensor, save_images
 from prunegen.metrics.inception import (
     InceptionExtractor,
     InceptionFeatures,
     random_inception_weights,
     resolve_inception_weights,
 )
-from prunegen.metrics.scores import (
-    RESULT_KEYS,
-    GeneratorScorer,
-    Sampleable,
-    class_coverage,
-)
+from prunegen.metrics.scores import RESULT_KEYS, GeneratorScorer, Sampleable, class_coverage
 from prunegen.metrics.spec import ScorerSpec, extractor_spec
 from prunegen.metrics.streaming import FID, IS, FeatureSample, precision_recall
 

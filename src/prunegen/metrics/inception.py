@@ -5,10 +5,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch_fidelity.feature_extractor_inceptionv3 import (
-    URL_INCEPTION_V3,
-    FeatureExtractorInceptionV3,
-)
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
 from prunegen.data.protocol import ImageData
 from prunegen.fileio import save_torch

@@ -11,11 +11,7 @@ import torchmetrics
 from torch import Tensor, nn
 
 from prunegen.metrics.cache import RealStats, compute_real_stats, kept_indices
-from prunegen.metrics.extractors import (
-    ClassifierExtractor,
-    FeatureExtractor,
-    fingerprint,
-)
+from prunegen.metrics.extractors import ClassifierExtractor, FeatureExtractor, fingerprint
 from prunegen.metrics.images import from_tensor
 from prunegen.metrics.rng import isolated_rng
 from prunegen.metrics.streaming import (

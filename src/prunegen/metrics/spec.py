@@ -15,11 +15,7 @@ from prunegen import CONFIG_DIR
 from prunegen.choices import check_choice
 from prunegen.data.protocol import ImageData
 from prunegen.metrics.cache import load_or_compute_real_stats
-from prunegen.metrics.extractors import (
-    ClassifierExtractor,
-    FeatureSpec,
-    domain_classifier,
-)
+from prunegen.metrics.extractors import ClassifierExtractor, FeatureSpec, domain_classifier
 from prunegen.metrics.images import from_datamodule, from_folder
 from prunegen.metrics.scores import GeneratorScorer
 

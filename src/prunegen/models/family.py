@@ -5,36 +5,17 @@
 
 from typing import Any
 
-import torch
-from torch import nn
-
-from prunegen.generator import sample_generator
+from prunegen.generator import Sampling
 
 
-class GenerativeFamily:
-    """Mixin of the LightningModules: the generative surface, written once.
+class GenerativeFamily(Sampling):
+    """Mixin of the LightningModules: the sampling surface (`prunegen.generator.Sampling`) and the EMA hooks.
 
     A family with an EMA of its generator overrides `_sampler` (what is sampled), `use_ema_weights` (copy
     the average into `generator` before export) and `reset_ema` (the average restarts from the generator).
     """
 
-    generator: nn.Module
     family: str = ""
-
-    @property
-    def latent_dim(self) -> int:
-        return self.generator.latent_dim
-
-    @property
-    def num_classes(self) -> int:
-        return self.generator.num_classes
-
-    def _sampler(self) -> nn.Module:
-        return self.generator
-
-    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images in [-1, 1] in eval mode (the deployed behaviour); z ~ N(0, I) from `generator` on the CPU."""
-        return sample_generator(self._sampler(), n, labels, generator)
 
     def use_ema_weights(self) -> None:
         """Make `generator` hold the weights that are sampled and scored (nothing to do without an EMA)."""

@@ -21,14 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prunegen.reporting.aggregate import identity, labels, seed_mean
-from prunegen.reporting.results import (
-    block,
-    load_data,
-    markers,
-    moved_cells,
-    render,
-    replace_block,
-)
+from prunegen.reporting.results import block, load_data, markers, moved_cells, render, replace_block
 from prunegen.reporting.runs import load_runs
 
 DATA_DIR = Path("docs/results")

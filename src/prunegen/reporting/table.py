@@ -12,16 +12,7 @@ from typing import Any
 
 from prunegen.reporting.aggregate import aggregate, order
 from prunegen.reporting.reference import add_reference, load_reference
-from prunegen.reporting.render import (
-    COLUMNS,
-    columns_with,
-    render_latex,
-    render_markdown,
-    seeds_cell,
-    status_cell,
-    used,
-    write_csv,
-)
+from prunegen.reporting.render import COLUMNS, columns_with, render_latex, render_markdown, seeds_cell, status_cell, used, write_csv
 from prunegen.reporting.runs import load_runs
 
 

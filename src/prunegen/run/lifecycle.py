@@ -85,7 +85,7 @@ def _same(key: str, value: Any) -> Any:
         return value.rsplit(".", 1)[-1]
     if value == "<unset>" and key in ABSENT_MEANS:
         return ABSENT_MEANS[key]
-    return EARLIER_SPELLINGS.get(key, {}).get(value, value) if isinstance(value, (str, type(None))) else value
+    return EARLIER_SPELLINGS.get(key, {}).get(value, value) if isinstance(value, str) else value
 
 
 class RunFolder:
@@ -97,9 +97,9 @@ class RunFolder:
             check_choice("resume", resume, RESUME_MODES, extra="or a checkpoint file")
         self.path, self.cfg, self.resume = Path(path), cfg, resume
         self.config_file = self.path / ".hydra" / "config.yaml"
-        self.metrics_file = self.path / record_name
+        self.record_file = self.path / record_name
         self.last_ckpt = self.path / "checkpoints" / "last.ckpt"
-        self.previous: dict[str, Any] = json.loads(self.metrics_file.read_text()) if self.metrics_file.is_file() else {}
+        self.previous: dict[str, Any] = json.loads(self.record_file.read_text()) if self.record_file.is_file() else {}
 
     def check_identity(self) -> None:
         """Refuse (before writing anything) a folder that holds a run of another configuration."""
@@ -223,4 +223,4 @@ def attempt(folder: RunFolder, record: dict[str, Any], write: bool = True) -> It
             record["config"] = OmegaConf.to_container(folder.cfg, resolve=False)
             record["attempts"] = earlier + [summary(record)]
             if write:
-                write_json(folder.metrics_file, record)
+                write_json(folder.record_file, record)
