@@ -136,6 +136,14 @@ def test_lightning_modelpruning_baseline_reaches_target(make_cfg):
     assert not any(n.endswith("_mask") for n, _ in objects["model"].discriminator.named_buffers())
 
 
+def test_lightning_modelpruning_composes_with_the_frontier_experiment(make_cfg):
+    """frontier_digits' documented baseline command: the experiment's pruning.criterion reaches the baseline."""
+    cfg = make_cfg("experiment=frontier_digits", "pruning=lightning_modelpruning", "pruning.final_sparsity=0.8")
+    assert instantiate(cfg.pruning).criterion == "magnitude"
+    with pytest.raises(Exception, match=r"pruning.criterion must be one of \('magnitude',\).*L1 magnitude"):
+        instantiate(make_cfg("pruning=lightning_modelpruning", "+pruning.criterion=taylor").pruning)
+
+
 def test_criterion_as_a_target_node_declares_its_needs(make_cfg):
     """`pruning.criterion` is a name or a `_target_` node building any Criterion; the callback collects what it needs."""
     from prunegen.pruning.criteria import Criterion, Magnitude

@@ -5,6 +5,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelPruning
 
+from prunegen.choices import check_choice
 from prunegen.masks import effective_weight, get_mask, is_masked, prunable_layers
 from prunegen.pruning.schedules import Schedule
 
@@ -23,7 +24,11 @@ class LightningModelPruning(ModelPruning):
         every_n_epochs: int = 1,
         scope: str = "global",
         use_lottery_ticket_hypothesis: bool = False,
+        criterion: str = "magnitude",
     ) -> None:
+        # an experiment that sets pruning.criterion for prunegen's callback (frontier_digits) composes with
+        # this baseline too: L1 magnitude is the one criterion ModelPruning's l1_unstructured has
+        check_choice("pruning.criterion", criterion, ("magnitude",), "(Lightning's ModelPruning prunes by L1 magnitude)")
         self.targets = list(targets)
         self.schedule = Schedule(final_sparsity, start_epoch, end_epoch, "linear", every_n_epochs)
         self.scope, self.criterion, self.granularity, self.method = scope, "magnitude", "unstructured", "lightning_modelpruning"
