@@ -1,6 +1,7 @@
 """TensorBoard and W&B: what a run logs can be read back with the tools' own readers, offline."""
 
 import csv
+import re
 
 import lightning as L
 import pytest
@@ -90,7 +91,8 @@ def test_wandb_offline_run_resumed_from_its_checkpoint_keeps_its_id(tmp_path, mo
     resumed, _ = _fit(run_dir, 2, ckpt_path=run_dir / "checkpoints" / "last.ckpt")
     assert first == resumed == wandb_run_id(run_dir, 0) and group == "compress_digits"
     offline = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
-    assert len(offline) == 2 and all(name.endswith(first) for name in offline)  # `wandb sync` merges them into one run
+    # `wandb sync` merges them into one run; two attempts started within the same second get wandb's `-1` suffix
+    assert len(offline) == 2 and all(re.fullmatch(rf"offline-run-\d{{8}}_\d{{6}}-{first}(-\d+)?", n) for n in offline)
 
 
 def test_wandb_mode_is_checked(tmp_path):
