@@ -54,8 +54,20 @@ def compress(cfg: DictConfig, model: Any, datamodule: Any, named: dict[str, Any]
     if cfg.get("export"):
         dense = teacher if teacher is not None else unmasked_copy(model.generator)
         out["export"] = export_generator(model.generator, dense, out_dir, cfg.export, small)
+        if "int8" in out["export"] and evaluation is not None:
+            out["export"]["int8"].update(int8_scores(evaluation, datamodule, out["export"]["int8"]["path"], small, fid))
         write_json(out_dir / "export.json", out["export"])
         out["dense_vs_compact"] = str(dense_vs_compact_grid(dense, model.generator, out_dir / "dense_vs_compact.png", (
             describe("dense", out["export"]["dense"]["macs"], out.get("dense_metrics", {}).get("fid")),
             describe("compact", out["export"]["compact"]["macs"], fid))))
     return out
+
+
+def int8_scores(evaluation: Any, datamodule: Any, path: str, small: nn.Module, fid: float | None) -> dict[str, Any]:
+    """The int8 file's scores by the run's own scorer, on the latents the fp32 compact generator was scored on
+    (generation through its ONNX Runtime session), and its FID over the fp32 one's."""
+    from prunegen.deploy.quantize import OrtGenerator
+
+    metrics = evaluation.score(OrtGenerator(path, small, threads=1), datamodule)
+    ratio = metrics["fid"] / fid if fid and metrics.get("fid") is not None else None
+    return {"metrics": metrics, "fid_over_fp32": ratio}

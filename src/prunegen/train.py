@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
-from prunegen.run.checks import check_groups, check_init_ckpt, hydra_choices
+from prunegen.run.checks import check_export, check_groups, check_init_ckpt, hydra_choices
 from prunegen.run.console import quiet
 from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt, global_rank
 
@@ -84,6 +84,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     choices, overrides = hydra_choices()
     check_groups(cfg, choices, overrides)
     check_init_ckpt(cfg)
+    check_export(cfg.get("export"))
     folder = RunFolder(cfg.paths.output_dir, cfg, str(cfg.get("resume") or "auto"))
     folder.check_identity()
     if folder.completed and not cfg.get("ckpt_path"):

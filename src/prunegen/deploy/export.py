@@ -16,6 +16,7 @@ from prunegen.generator import count_macs, max_abs_diff
 from prunegen.masks import count_parameters, unmasked_copy
 from prunegen.pruning.compact import compact, generator_paths
 from prunegen.run.checkpoint import load_model
+from prunegen.run.checks import check_export
 from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt
 from prunegen.run.record import hydra_overrides
 
@@ -43,6 +44,7 @@ def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: s
     """Verify the compact generator `small` against the masked one (refuse above tolerance), time it beside
     `dense`, write the compact file into `out_dir`; returns the record of export.json (the caller writes it)."""
     check_format(settings)
+    check_export(settings)
     masked.eval()
     small.eval()
     diff = max_abs_diff(masked, small)
@@ -58,6 +60,11 @@ def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: s
     record["settings"] = {k: settings[k] for k in ("batch_size", "repeats", "fuse_batchnorm", "channels_last")}
     record["settings"]["threads"] = torch.get_num_threads()
     record["settings"]["format"] = settings.get("format", "pt")
+    record["settings"]["quantize"] = settings.get("quantize", "none")
+    if settings.get("quantize", "none") == "int8":  # verified before it is written; a refusal leaves nothing
+        from prunegen.deploy.quantize import int8_record
+
+        record["int8"] = int8_record(small, out_dir, settings)
     if settings.get("format", "pt") == "onnx":  # before anything is written: a refused ONNX file leaves nothing behind
         onnx_path = (Path(out_dir) / settings.output_name).with_suffix(".onnx")
         record["onnx"] = onnx_record(small, dense, onnx_path, settings.tolerance, settings.batch_size, settings.repeats)
@@ -83,6 +90,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     """prunegen-export on one checkpoint: dense = the masks made permanent, compact = channels removed. The
     attempt (completed, failed with its error, interrupted by a signal) is recorded in export.json."""
     check_format(cfg)  # before the checkpoint is read or anything is written
+    check_export(cfg)
     folder = RunFolder(cfg.paths.output_dir, cfg, record_name="export.json")
     record: dict[str, Any] = {"status": "failed", "run": {"overrides": hydra_overrides()}, "checkpoint": str(cfg.ckpt_path)}
     with attempt(folder, record):
@@ -107,6 +115,15 @@ def main(cfg: DictConfig) -> None:
         f"latency {r['dense']['latency_ms']:.1f} -> {r['compact']['latency_ms']:.1f} ms ({r['speedup']:.2f}x), "
         f"max |diff| {r['max_abs_diff']:.2e}; wrote {r['compact']['path']}"
     )
+    if "int8" in r:
+        q = r["int8"]
+        print(
+            f"[prunegen] int8 ({q['form']} form): {q['latency_ms_1_thread']:.1f} ms at 1 thread vs best fp32 "
+            f"{q['fp32_best_ms_1_thread']:.1f} ms ({q['speedup_vs_best_fp32_1_thread']:.2f}x), "
+            f"{q['file_bytes'] / 1024:.0f} KB ({q['size_ratio']:.2f}x smaller than its fp32 ONNX), "
+            f"{q['coverage']['int8']} of {q['coverage']['int8'] + q['coverage']['float']} layers int8, "
+            f"mean |int8 - fp32| {q['mean_abs_diff']:.2e}; wrote {q['path']}"
+        )
     if "onnx" in r:
         o = r["onnx"]
         print(

@@ -168,6 +168,23 @@ def expand_rounds(record: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def int8_row(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The `+int8` row of a run whose export quantized its compact generator and scored it: the int8 file's
+    scores (the run's scorer, same latents), its FID / dense, file size and ONNX Runtime latency at one
+    thread (its best form); None for other runs."""
+    if not record.get("completed") or not isinstance(record.get("export.int8.metrics.fid"), (int, float)):
+        return None
+    prefix = "export.int8.metrics."
+    row = {k: v for k, v in record.items() if not k.startswith(("metrics.", "export.compact.", "export.speedup"))}
+    row.update({"metrics." + k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix)})
+    row["export.compact.latency_ms"] = record.get("export.int8.latency_ms_1_thread")
+    row["export.compact.file_kb"] = record["export.int8.file_bytes"] / 1024
+    row["overrides"] = {**record["overrides"], "+int8": "int8"}
+    row.pop("fid_vs_dense", None)
+    _derive(row)
+    return row
+
+
 def load_runs(root: str | Path) -> list[dict[str, Any]]:
     """Every metrics.json under `root` (completed, failed, interrupted; train and eval), sorted by path.
     A file that is not JSON is a failed point, not a crash of the table."""
@@ -175,6 +192,7 @@ def load_runs(root: str | Path) -> list[dict[str, Any]]:
     for path in sorted(Path(root).rglob("metrics.json")):
         try:
             records.append(load_record(path))
+            records += [row for row in [int8_row(records[-1])] if row is not None]
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             records.append({"path": str(path.parent), "kind": "train", "status": "failed", "detail": f"unreadable metrics.json ({err})",
                             "completed": False, "seed_list": [], "overrides": {}, "config_id": {}, "rounds": []})

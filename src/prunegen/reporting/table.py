@@ -91,21 +91,38 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {Path(args.out or args.root) / 'table.md'} (.csv, .tex), fid_vs_macs.png and fid_vs_remaining.png")
 
 
+def compress_rows(record: dict[str, Any]) -> list[list[str]]:
+    """Dense, compact and (when exported) the compact int8 file: cost, speed and scores side by side. The int8
+    row's time is ONNX Runtime's at one thread in its best form; the others are PyTorch's."""
+    ex = record["export"]
+
+    def scores(metrics: dict[str, Any]) -> list[str]:
+        return [f"{metrics[k]:.4g}" if isinstance(metrics.get(k), (int, float)) else "-"
+                for k in ("fid", "kid_mean", "is_mean", "class_coverage")]
+
+    rows = []
+    for side, metrics in [("dense", record.get("dense_metrics", {})), ("compact", record.get("metrics", {}))]:
+        e = ex[side]
+        rows.append([side, f"{e['macs']:,}", f"{e['params']:,}", f"{e['file_bytes'] / 1024:.0f}", f"{e['latency_ms']:.1f}",
+                     *scores(metrics)])
+    rows.append(["ratio", f"{ex['macs_ratio']:.1f}x", "", "", f"{ex['speedup']:.2f}x", "", "", "", ""])
+    if "int8" in ex:
+        q = ex["int8"]
+        rows.append(["compact +int8", f"{ex['compact']['macs']:,}", f"{ex['compact']['params']:,}", f"{q['file_bytes'] / 1024:.0f}",
+                     f"{q['latency_ms_1_thread']:.1f} (ORT)", *scores(q.get("metrics", {}))])
+    return rows
+
+
 def print_compress_table(record: dict[str, Any]) -> None:
     """Dense vs compact after a compress run: cost, speed and scores side by side."""
     from rich.console import Console
     from rich.table import Table
 
-    ex = record["export"]
     table = Table(title=f"dense vs compact ({record.get('metrics', {}).get('extractor', '?')} features)")
-    for name in ["", "MACs", "params", "file KB", "CPU ms/256", "FID", "KID", "IS", "classes"]:
+    for name in ["", "MACs", "params", "file KB", "CPU ms/batch", "FID", "KID", "IS", "classes"]:
         table.add_column(name, justify="right")
-    for side, metrics in [("dense", record.get("dense_metrics", {})), ("compact", record.get("metrics", {}))]:
-        e = ex[side]
-        table.add_row(side, f"{e['macs']:,}", f"{e['params']:,}", f"{e['file_bytes'] / 1024:.0f}", f"{e['latency_ms']:.1f}",
-                      *[f"{metrics[k]:.4g}" if isinstance(metrics.get(k), (int, float)) else "-"
-                        for k in ("fid", "kid_mean", "is_mean", "class_coverage")])
-    table.add_row("ratio", f"{ex['macs_ratio']:.1f}x", "", "", f"{ex['speedup']:.2f}x", "", "", "", "")
+    for row in compress_rows(record):
+        table.add_row(*row)
     Console(width=150).print(table)
 
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prunegen.choices import check_choice
 from prunegen.run.record import hydra_overrides, parse_overrides
 
 # Config nodes that become one object each (a callback, a logger); `callbacks` and `logger` hold several.
@@ -74,3 +75,21 @@ def check_init_ckpt(cfg: DictConfig) -> None:
             f"this run has pruning.granularity={given}: use pruning=structured to keep pruning its channel groups, "
             f"or start from the dense checkpoint"
         )
+
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+INT8_FORMS = ("auto", "transposed", "subpixel")  # auto: the faster int8 file, measured
+
+
+def check_export(settings: Any) -> None:
+    """The int8 keys of `export` (no torch: checked before anything is trained or read)."""
+    if not settings:
+        return
+    check_choice("export.quantize", settings.get("quantize", "none"), ("none", "int8"))
+    cal = settings.get("calibration") or {}
+    check_choice("export.calibration.method", cal.get("method", "minmax"), CALIBRATION_METHODS)
+    check_choice("export.int8_form", settings.get("int8_form", "auto"), INT8_FORMS)
+    if int(cal.get("samples", 512)) < 1:
+        raise ValueError(f"export.calibration.samples must be >= 1 (latents to calibrate on), got {cal.get('samples')}")
+    if float(settings.get("int8_tolerance", 0.03)) <= 0:
+        raise ValueError(f"export.int8_tolerance must be > 0 (the mean |int8 - fp32| allowed), got {settings.get('int8_tolerance')}")
