@@ -102,3 +102,28 @@ def test_compress_run_scores_its_int8_generator_and_the_table_shows_it(make_cfg,
     assert int8["FID"] == pytest.approx(q["metrics"]["fid"]) and int8["file KB"] == pytest.approx(q["file_bytes"] / 1024)
     assert int8["CPU ms/256"] == pytest.approx(q["latency_ms_1_thread"]) and int8["speedup"] is None
     assert any(r["FID"] == pytest.approx(record["metrics"]["fid"]) for name, r in table.items() if name != int8["run"])
+
+
+def test_qat_fine_tune_exports_int8_that_matches_its_fake_quantized_model(make_cfg, tmp_path):
+    from prunegen.deploy.qat import FakeQuantized
+
+    cfg = make_cfg("pruning=structured", "pruning.start_epoch=0", "pruning.end_epoch=0", "pruning.final_sparsity=0.5",
+                   "callbacks=[default,qat]", "callbacks.qat.start_epoch=1", "trainer.max_epochs=3",
+                   "export=default", "export.quantize=int8", "export.int8_form=subpixel", "export.batch_size=8",
+                   "export.repeats=1", "export.calibration.samples=256")
+    record, objects = train(cfg)
+    assert record["qat"]["layers"] == 3 and record["status"] == "completed"
+    qat = next(c for c in objects["trainer"].callbacks if type(c).__name__ == "QuantizationAware")
+    generator = objects["model"].generator.eval()
+    assert not qat.quantized.handles  # hooks removed when training ended: the export saw the fp32 weights
+    z = torch.randn(64, generator.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fp32 = generator(z)
+        fake = FakeQuantized(generator)
+        fake.fake.load_state_dict(qat.quantized.fake.state_dict())  # the ranges QAT trained with
+        fake.attach()
+        fake_quantized = generator(z)
+        fake.detach()
+    int8 = load_onnx(record["export"]["int8"]["path"])(z)
+    assert (fake_quantized - fp32).abs().mean() > 0  # fake-quantization changed the outputs
+    assert (int8 - fake_quantized).abs().mean() < 0.03  # the real int8 file computes what QAT trained
