@@ -66,3 +66,16 @@ def test_export_refuses_a_wrong_compaction(make_cfg, tmp_path, monkeypatch):
 def test_missing_checkpoint_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="ckpt_path"):
         export(_export_cfg(tmp_path / "nope.ckpt", tmp_path / "export"))
+
+
+def test_export_writes_into_the_checkpoints_run_folder_and_says_when_nothing_was_removed(make_cfg, tmp_path):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("export", overrides=[f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt"], return_hydra_config=True)
+        elsewhere = compose("export", overrides=[f"ckpt_path={tmp_path}/x.ckpt"], return_hydra_config=True)
+    assert cfg.hydra.run.dir == str(tmp_path / "run" / "export")
+    assert elsewhere.hydra.run.dir == str(tmp_path / "export")
+    train(make_cfg())  # no pruning
+    from prunegen.deploy.export import summary
+
+    record = export(_export_cfg(tmp_path / "run" / "checkpoints" / "last.ckpt", tmp_path / "run" / "export"))
+    assert record["macs_ratio"] == 1 and any("nothing was removed" in line for line in summary(record))

@@ -5,7 +5,7 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from prunegen import CONFIG_DIR
 from prunegen.choices import check_choice
@@ -21,6 +21,16 @@ from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt
 from prunegen.run.record import hydra_overrides
 
 FORMATS = ("pt", "onnx")  # onnx: the .onnx file beside the .pt one
+
+
+def export_dir(ckpt_path: str) -> str:
+    """The default output folder: `<run>/export/` for `<run>/checkpoints/x.ckpt`, else `export/` beside the file."""
+    ckpt = Path(ckpt_path)
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return str(run / "export")
+
+
+OmegaConf.register_new_resolver("export_dir", export_dir, replace=True)
 
 
 def check_format(settings: DictConfig) -> None:
@@ -104,20 +114,19 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
-def main(cfg: DictConfig) -> None:
-    try:
-        r = export(cfg)
-    except RunInterrupted as err:  # recorded as interrupted; a non-zero exit tells the scheduler
-        raise SystemExit(128 + err.signum) from err
-    print(
+def summary(r: dict[str, Any]) -> list[str]:
+    """What prunegen-export prints (and logs to <out>/export.log)."""
+    lines = [
         f"[prunegen] MACs {r['dense']['macs']:,} -> {r['compact']['macs']:,} ({r['macs_ratio']:.2f}x), "
         f"latency {r['dense']['latency_ms']:.1f} -> {r['compact']['latency_ms']:.1f} ms ({r['speedup']:.2f}x), "
         f"max |diff| {r['max_abs_diff']:.2e}; wrote {r['compact']['path']}"
-    )
+    ]
+    if r["dense"]["macs"] == r["compact"]["macs"]:
+        lines.append("[prunegen] nothing was removed: the checkpoint has no structured (channel) masks, so the compact "
+                     "generator is the dense one (an unpruned or unstructured-pruned run; pruning=structured removes channels)")
     if "int8" in r:
         q = r["int8"]
-        print(
+        lines.append(
             f"[prunegen] int8 ({q['form']} form): {q['latency_ms_1_thread']:.1f} ms at 1 thread vs best fp32 "
             f"{q['fp32_best_ms_1_thread']:.1f} ms ({q['speedup_vs_best_fp32_1_thread']:.2f}x), "
             f"{q['file_bytes'] / 1024:.0f} KB ({q['size_ratio']:.2f}x smaller than its fp32 ONNX), "
@@ -126,12 +135,23 @@ def main(cfg: DictConfig) -> None:
         )
     if "onnx" in r:
         o = r["onnx"]
-        print(
+        lines.append(
             f"[prunegen] ONNX Runtime, 1 thread: {o['dense']['latency_ms_1_thread']:.1f} -> "
             f"{o['compact']['latency_ms_1_thread']:.1f} ms ({o['speedup_1_thread']:.2f}x), {o['threads_all']} threads: "
             f"{o['dense']['latency_ms_all_threads']:.1f} -> {o['compact']['latency_ms_all_threads']:.1f} ms "
             f"({o['speedup_all_threads']:.2f}x), max |onnx - torch| {o['max_abs_diff']:.2e}; wrote {o['path']}"
         )
+    return lines
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+def main(cfg: DictConfig) -> None:
+    try:
+        r = export(cfg)
+    except RunInterrupted as err:  # recorded as interrupted; a non-zero exit tells the scheduler
+        raise SystemExit(128 + err.signum) from err
+    for line in summary(r):
+        print(line)
 
 
 if __name__ == "__main__":
