@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
+from prunegen.fileio import CACHE_SETTING, check_writable
 from prunegen.masks import count_parameters
 from prunegen.metrics import EvaluationCallback, ScorerSpec, from_folder
 from prunegen.run.checkpoint import load_model
@@ -72,6 +73,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             raise ValueError("set exactly one of ckpt_path=PATH (a checkpoint) and fake_dir=PATH (a folder of images)")
         if not cfg.get("metrics"):
             raise ValueError("metrics=null: choose an extractor config, e.g. metrics=classifier or metrics=inception")
+        if cfg.metrics.get("cache_dir"):
+            check_writable(cfg.metrics.cache_dir, CACHE_SETTING)
         if cfg.get("num_threads"):
             torch.set_num_threads(cfg.num_threads)
         evaluation: EvaluationCallback = instantiate(cfg.metrics)  # validates the extractor and its weights

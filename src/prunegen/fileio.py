@@ -40,6 +40,25 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     return path
 
 
+CACHE_SETTING = "paths.cache_dir (default .cache, or the PRUNEGEN_CACHE environment variable)"
+
+
+def check_writable(folder: str | Path, setting: str) -> None:
+    """Make `folder` (and its parents) and write a probe file there, before any work: a folder that cannot be
+    written is reported at once, naming it and the setting that chose it, not after an hour of training."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise PermissionError(
+            f"{folder} cannot be written ({err.strerror or err}); it was chosen by {setting}: point it at a writable "
+            f"folder, e.g. {setting.split()[0]}=/scratch/$USER/prunegen-cache"
+        ) from err
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     """`obj` as indented JSON (non-JSON values through str), written atomically."""
     return atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=str).encode()))

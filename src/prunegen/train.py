@@ -12,6 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
+from prunegen.fileio import CACHE_SETTING, check_writable
 from prunegen.run.checks import check_export, check_groups, check_init_ckpt, hydra_choices
 from prunegen.run.console import quiet
 from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt, global_rank
@@ -85,6 +86,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     check_groups(cfg, choices, overrides)
     check_init_ckpt(cfg)
     check_export(cfg.get("export"))
+    if cfg.get("metrics") and cfg.metrics.get("cache_dir"):
+        check_writable(cfg.metrics.cache_dir, CACHE_SETTING)  # the classifier and real statistics go there
     folder = RunFolder(cfg.paths.output_dir, cfg, str(cfg.get("resume") or "auto"))
     folder.check_identity()
     if folder.completed and not cfg.get("ckpt_path"):

@@ -34,6 +34,7 @@ def labels(ids: list[tuple], always: tuple[str, ...] = ()) -> dict[tuple, str]:
     when two identities share their overrides, the config keys that differ between them are added."""
     overrides = {i: dict(i[0]) for i in ids}
     varying = sorted(set(_differing(list(overrides.values()))) | {k for o in overrides.values() for k in always if k in o})
+    varying.sort(key=lambda k: k.startswith("+"))  # a variant of a run (`+int8`) is named after it
     out = {i: " ".join(k if k.startswith("+") else f"{k}={_short(o[k])}" for k in varying if k in o) for i, o in overrides.items()}
     by_label: dict[str, list[tuple]] = {}
     for i, text in out.items():
