@@ -96,11 +96,12 @@ def test_compress_run_scores_its_int8_generator_and_the_table_shows_it(make_cfg,
     assert set(q["forms"]) == {"transposed", "subpixel"}  # auto: both quantized and timed, the faster kept
     assert q["form"] == min(q["forms"], key=lambda f: q["forms"][f]["int8_ms_1_thread"])
     rows = compress_rows(record)
-    assert [r[0] for r in rows][-1] == "compact +int8"
+    assert [r[0] for r in rows][-2:] == ["compact +int8", "int8 vs fp32"]
     table = {r["run"]: r for r in table_rows(tmp_path / "run")[0]}  # prunegen-table: a `+int8` row beside the run's
     int8 = next(r for name, r in table.items() if name.endswith("+int8"))
     assert int8["FID"] == pytest.approx(q["metrics"]["fid"]) and int8["file KB"] == pytest.approx(q["file_bytes"] / 1024)
     assert int8["CPU ms/256"] == pytest.approx(q["latency_ms_1_thread"]) and int8["speedup"] is None
+    assert int8["int8 / fp32 speed"] == pytest.approx(q["speedup_vs_best_fp32_1_thread"])
     assert any(r["FID"] == pytest.approx(record["metrics"]["fid"]) for name, r in table.items() if name != int8["run"])
 
 

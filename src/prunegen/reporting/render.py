@@ -23,6 +23,7 @@ COLUMNS = [
     ("CPU ms/256", "export.compact.latency_ms", "{:.1f}", "min"),
     ("speedup", "export.speedup", "{:.2f}", "max"),
     ("file KB", "export.compact.file_kb", "{:.0f}", None),
+    ("int8 / fp32 speed", "int8_speedup", "{:.2f}", None),  # +int8 rows: the best fp32 form's time / int8's (ORT, 1 thread)
 ]
 DESCRIPTIVE = {c[0] for c in COLUMNS if c[3] is None}
 SECTIONS = [("train", "Training runs"), ("eval", "Evaluations (prunegen-eval)")]

@@ -179,6 +179,7 @@ def int8_row(record: dict[str, Any]) -> dict[str, Any] | None:
     row.update({"metrics." + k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix)})
     row["export.compact.latency_ms"] = record.get("export.int8.latency_ms_1_thread")
     row["export.compact.file_kb"] = record["export.int8.file_bytes"] / 1024
+    row["int8_speedup"] = record.get("export.int8.speedup_vs_best_fp32_1_thread")  # < 1: int8 is slower here
     row["overrides"] = {**record["overrides"], "+int8": "int8"}
     row.pop("fid_vs_dense", None)
     _derive(row)

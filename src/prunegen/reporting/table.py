@@ -42,7 +42,12 @@ def write_table(root: str | Path, out_dir: str | Path | None = None, reference: 
     rows, columns, ref = table_rows(root, reference)
     out = Path(out_dir or root)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(render_markdown(rows, columns, reference_note(ref), base=out))
+    notes = reference_note(ref)
+    if any(r["run"].endswith("+int8") for r in rows):
+        notes.append("+int8 rows: the run's compact generator as an int8 ONNX file (export.quantize=int8), scored on the "
+                     "same latents; its CPU ms is ONNX Runtime's at one thread, the others' PyTorch's; int8 / fp32 speed: "
+                     "the fastest fp32 ONNX form's time over the int8 file's (< 1: int8 is slower on this CPU, keep fp32).")
+    (out / "table.md").write_text(render_markdown(rows, columns, notes, base=out))
     (out / "table.tex").write_text(render_latex(rows, columns))
     write_csv(rows, out / "table.csv", columns)
     from prunegen.reporting.plot import plot_fid_vs_macs, plot_fid_vs_remaining
@@ -110,6 +115,9 @@ def compress_rows(record: dict[str, Any]) -> list[list[str]]:
         q = ex["int8"]
         rows.append(["compact +int8", f"{ex['compact']['macs']:,}", f"{ex['compact']['params']:,}", f"{q['file_bytes'] / 1024:.0f}",
                      f"{q['latency_ms_1_thread']:.1f} (ORT)", *scores(q.get("metrics", {}))])
+        slower = q["speedup_vs_best_fp32_1_thread"] < 1
+        rows.append(["int8 vs fp32", "", "", f"{q['size_ratio']:.2f}x", f"{q['speedup_vs_best_fp32_1_thread']:.2f}x"
+                     + (" (slower: keep fp32)" if slower else ""), "", "", "", ""])
     return rows
 
 
