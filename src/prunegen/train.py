@@ -12,6 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
+from prunegen.data.checks import check_image_folder
 from prunegen.fileio import CACHE_SETTING, check_writable
 from prunegen.run.checks import check_export, check_groups, check_init_ckpt, hydra_choices
 from prunegen.run.console import quiet
@@ -86,6 +87,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     check_groups(cfg, choices, overrides)
     check_init_ckpt(cfg)
     check_export(cfg.get("export"))
+    check_image_folder(cfg.get("data"))  # empty class folders, classes too small for the held-out split
     if cfg.get("metrics") and cfg.metrics.get("cache_dir"):
         check_writable(cfg.metrics.cache_dir, CACHE_SETTING)  # the classifier and real statistics go there
     folder = RunFolder(cfg.paths.output_dir, cfg, str(cfg.get("resume") or "auto"))

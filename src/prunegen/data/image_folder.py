@@ -7,43 +7,8 @@ from PIL import Image
 from torch.utils.data import Dataset, Subset
 
 from prunegen.data.base import ImageDataModule, image_transform, split_indices
+from prunegen.data.checks import EXTENSIONS, check_class_sizes, class_counts, scan_folder  # noqa: F401 (EXTENSIONS: public)
 from prunegen.fileio import content_hash, file_list_hash
-
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-
-
-def _images_under(folder: Path) -> list[Path]:
-    """Image files under `folder` (recursive, hidden files and folders skipped), sorted."""
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.suffix.lower() in EXTENSIONS and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-
-
-def scan_folder(root: Path) -> tuple[list[Path], list[int], list[str]]:
-    """(files, labels, class names). Images in sub-folders are labelled by sub-folder (sorted names);
-    images directly in `root` are unlabelled (class names empty, labels 0). Both at once is an error."""
-    if not root.is_dir():
-        raise FileNotFoundError(f"data.root: {root} is not a folder")
-    loose = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    per_class = {d.name: _images_under(d) for d in subdirs}
-    per_class = {name: files for name, files in per_class.items() if files}
-    if loose and per_class:
-        raise ValueError(
-            f"data.root: {root} has images both directly inside ({loose[0].name}, ...) and in sub-folders "
-            f"({', '.join(per_class)}); put all of them in class sub-folders, or none"
-        )
-    if not loose and not per_class:
-        raise ValueError(f"data.root: no images ({', '.join(EXTENSIONS)}) in {root}")
-    if loose:
-        return loose, [0] * len(loose), []
-    classes = list(per_class)
-    files = [f for name in classes for f in per_class[name]]
-    labels = [i for i, name in enumerate(classes) for _ in per_class[name]]
-    return files, labels, classes
-
 
 def open_image(path: Path) -> Image.Image:
     """The decoded image; an unreadable file raises an OSError naming it."""
@@ -91,11 +56,13 @@ class ImageFolderDataModule(ImageDataModule):
         verify: bool = True,
         eval_max_images: int = 10000,
         num_workers: int = 0,
+        allow_small_classes: bool = False,
     ) -> None:
         super().__init__(image_size, batch_size, num_workers, eval_max_images, split_seed)
         if not 0 <= val_fraction + test_fraction < 1:
             raise ValueError("data.val_fraction + data.test_fraction must be in [0, 1)")
         self.root, self.channels, self.verify = Path(root), channels, verify
+        self.allow_small_classes = allow_small_classes
         self.fractions = (val_fraction, test_fraction)
         self.expected_classes = num_classes
         self.transform = image_transform(image_size, channels)
@@ -110,6 +77,7 @@ class ImageFolderDataModule(ImageDataModule):
                     f"data.num_classes={self.expected_classes} but {self.root} has {len(self.classes)} "
                     f"label sub-folders {self.classes}"
                 )
+            check_class_sizes(class_counts(labels, self.classes), sum(self.fractions), self.allow_small_classes, f"data.root {self.root}")
             self._scan = files, labels
         return self._scan
 
