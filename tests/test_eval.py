@@ -94,6 +94,8 @@ def digits16() -> DigitsDataModule:
 
 
 def _spec(cache_dir, **settings) -> ScorerSpec:
+    # a 1-epoch classifier: below the default accuracy threshold, lowered knowingly (its scores say valid: false)
+    settings = {"min_extractor_accuracy": 0.0, **settings}
     return ScorerSpec(ClassifierFeatures(epochs=1), batch_size=256, cache_dir=cache_dir, **settings)
 
 

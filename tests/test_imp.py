@@ -201,6 +201,7 @@ def test_sngan_cifar10_paper_experiment_trains_two_steps_per_round(make_cfg, tmp
     cfg = make_cfg("experiment=paper/gan_lth_sngan_cifar10", f"data.root={tmp_path / 'data'}", "trainer=cpu",
                    "pruning.rounds=2", "pruning.epochs_per_round=1", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
                    "pruning.score_every_n_epochs=null", "data.batch_size=4", "logger=none", "metrics.extractor=classifier",
+                   "metrics.min_extractor_accuracy=0", "metrics.min_extractor_images=0",
                    "metrics.num_samples=32", "metrics.batch_size=32", "data.eval_max_images=40",
                    "trainer.enable_progress_bar=false", "callbacks.sample_grid=null", tiny=False)
     assert (cfg.model.generator.ngf, cfg.model.generator.latent_dim, cfg.model.discriminator.ndf) == (256, 128, 128)

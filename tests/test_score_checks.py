@@ -1,5 +1,7 @@
 """Scores that refuse to measure what they can't: caches that fail early."""
 
+import json
+
 import pytest
 
 from prunegen.fileio import check_writable
@@ -57,3 +59,71 @@ def test_too_few_images_per_class_are_refused_with_the_numbers_or_allowed_with_a
     check_image_folder({**data, "allow_small_classes": True})
     assert "b: 3" in caplog.text and "going on" in caplog.text
     assert "15 images, 2 classes (a: 12, b: 3); splits: train 14, val 0, test 1" in caplog.text
+
+
+def _noise_classes(root, n: int = 160) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):  # two classes drawn from the same noise: no classifier can tell them apart
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(root / cls / f"{i}.png")
+
+
+def test_a_classifier_that_cannot_tell_the_classes_apart_is_refused_or_recorded_invalid(make_cfg, tmp_path):
+    from prunegen.reporting.table import table_rows
+
+    _noise_classes(tmp_path / "noise")
+    data = ["data=image_folder", f"data.root={tmp_path / 'noise'}", "data.channels=1", "data.test_fraction=0.4",
+            "metrics.extractor.epochs=2"]
+    with pytest.raises(ValueError, match=r"accuracy on 128 held-out images \(2 classes: chance is 50%\).*min_extractor_accuracy=0.8"):
+        train(make_cfg(*data))
+    assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before training
+    record, _ = train(make_cfg(*data, "metrics.min_extractor_accuracy=0"))
+    assert record["metrics"]["valid"] is False and record["metrics"]["extractor_accuracy"] < 0.8
+    row = table_rows(tmp_path / "run")[0][0]
+    assert row["invalid"]
+    from prunegen.reporting.render import status_cell
+
+    assert "valid: false" in status_cell(row)
+
+
+def test_resume_never_moves_the_earlier_run_aside_and_starts_over(make_cfg, tmp_path):
+    first, _ = train(make_cfg())
+    other, _ = train(make_cfg("seed=1", "resume=never"))
+    assert first["status"] == other["status"] == "completed" and other["run"]["seed"] == 1
+    moved = list((tmp_path / "run" / "previous").iterdir())
+    assert len(moved) == 1 and json.loads((moved[0] / "metrics.json").read_text())["run"]["seed"] == 0
+    assert (moved[0] / "checkpoints" / "last.ckpt").is_file() and (moved[0] / ".hydra" / "config.yaml").is_file()
+    assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())["attempts"]) == 1
+
+
+def test_every_score_carries_the_real_vs_real_floor_and_a_set_against_itself_is_zero(make_cfg, tmp_path):
+    import torch
+
+    from prunegen.data import DigitsDataModule
+    from prunegen.metrics import ScorerSpec
+    from prunegen.metrics.extractors import ClassifierFeatures
+    from prunegen.metrics.floor import held_out_images
+
+    record, objects = train(make_cfg())
+    m = record["metrics"]
+    assert {"fid_floor", "kid_floor", "is_floor", "precision_floor", "recall_floor", "classes_floor"} <= set(m)
+    assert 0 < m["fid_floor"] < m["fid"] and m["floor_splits"] == ["val", "test"] and m["floor_num_images"] > 50
+    from prunegen.reporting.table import table_rows
+
+    assert table_rows(tmp_path / "run")[0][0]["FID / floor"] == pytest.approx(m["fid"] / m["fid_floor"])
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]["fid_floor"] == m["fid_floor"]
+    cached = list((tmp_path.parent / "prunegen-cache" / "real_stats").glob("floor_*.json"))
+    assert cached  # computed once, beside the real statistics
+
+    data = DigitsDataModule(image_size=16)  # the floor of a set against itself: its held-out images as the real ones
+    images, _ = held_out_images(data, "train")
+    scorer = ScorerSpec(ClassifierFeatures(), num_samples=10, batch_size=256, real_split="test",
+                        cache_dir=tmp_path.parent / "prunegen-cache").build(data)
+    test = data.split_tensors("test")[0]
+    same = scorer.score_images([test], len(test))
+    assert abs(same["fid"]) < 1e-3 and same["precision"] == same["recall"] == 1.0
+    assert torch.equal(images[-len(test):], test)

@@ -91,6 +91,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("metrics") and cfg.metrics.get("cache_dir"):
         check_writable(cfg.metrics.cache_dir, CACHE_SETTING)  # the classifier and real statistics go there
     folder = RunFolder(cfg.paths.output_dir, cfg, str(cfg.get("resume") or "auto"))
+    if folder.resume == "never" and global_rank() == 0 and (moved := folder.move_aside()) is not None:
+        log.info(f"resume=never: the earlier files of {folder.path} were moved to {moved}; starting over")
     folder.check_identity()
     if folder.completed and not cfg.get("ckpt_path"):
         log.info(f"{folder.path} holds a completed run of this configuration: nothing to do ({folder.record_file})")

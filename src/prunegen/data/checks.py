@@ -85,9 +85,10 @@ def check_image_folder(data: Any) -> None:
         return
     root = Path(str(data.get("root")))
     files, labels, classes = scan_folder(root)
-    held_out = float(data.get("val_fraction", 0.0) or 0.0) + float(data.get("test_fraction", 0.1) or 0.0)
+    val, test = float(data.get("val_fraction", 0.0) or 0.0), float(data.get("test_fraction", 0.1) or 0.0)
+    held_out = val + test
     counts = class_counts(labels, classes)
-    n_val, n_test = int(len(files) * float(data.get("val_fraction", 0.0) or 0.0)), int(len(files) * float(data.get("test_fraction", 0.1) or 0.0))
+    n_val, n_test = int(len(files) * val), int(len(files) * test)
     per_class = ", ".join(f"{k}: {v}" for k, v in list(counts.items())[:10]) + (", ..." if len(counts) > 10 else "")
     log.info(f"data.root {root}: {len(files)} images, {len(classes) or 'no'} classes{f' ({per_class})' if counts else ''}; "
              f"splits: train {len(files) - n_val - n_test}, val {n_val}, test {n_test}")

@@ -10,6 +10,7 @@ from prunegen.data.base import ImageDataModule, image_transform, split_indices
 from prunegen.data.checks import EXTENSIONS, check_class_sizes, class_counts, scan_folder  # noqa: F401 (EXTENSIONS: public)
 from prunegen.fileio import content_hash, file_list_hash
 
+
 def open_image(path: Path) -> Image.Image:
     """The decoded image; an unreadable file raises an OSError naming it."""
     try:

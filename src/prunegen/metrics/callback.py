@@ -9,6 +9,7 @@ from typing_extensions import override
 
 from prunegen.data.protocol import ImageData
 from prunegen.generator import GeneratorSampler
+from prunegen.metrics.checks import MIN_ACCURACY, MIN_IMAGES
 from prunegen.metrics.extractors import FeatureSpec
 from prunegen.metrics.scores import GeneratorScorer, Sampleable, model_device
 from prunegen.metrics.spec import ScorerSpec, extractor_spec
@@ -50,6 +51,8 @@ class EvaluationCallback(L.Callback):
         pr_k: int = 3,
         max_features: int | None = 10000,
         seed: int = 0,
+        min_extractor_accuracy: float = MIN_ACCURACY,
+        min_extractor_images: int = MIN_IMAGES,
     ) -> None:
         super().__init__()
         if every_n_epochs is not None and every_n_epochs < 1:
@@ -58,6 +61,7 @@ class EvaluationCallback(L.Callback):
         self.spec = ScorerSpec(
             extractor_spec(extractor, inception_weights),  # a missing Inception file fails here, before training
             num_samples, batch_size, real_split, num_real, pr_k, max_features, cache_dir, seed,
+            min_extractor_accuracy, min_extractor_images,
         )
         self.scorer: GeneratorScorer | None = None
         self.results: dict[str, Any] | None = None  # the last scores (history's last entry)

@@ -26,6 +26,9 @@ from prunegen.metrics.streaming import (
     precision_recall,
 )
 
+# The real-vs-real floor beside every score (metrics/floor.py); None where there is none (folder vs folder).
+FLOOR_RESULT_KEYS = ("fid_floor", "kid_floor", "is_floor", "precision_floor", "recall_floor", "classes_floor",
+                     "floor_num_images", "floor_splits")
 # Every score's record, in this order (metrics.json keys under `metrics.`).
 RESULT_KEYS = (
     "fid",
@@ -39,6 +42,7 @@ RESULT_KEYS = (
     "class_coverage_accuracy",
     "extractor",
     "extractor_accuracy",
+    "valid",
     "extractor_weights",
     "resize",
     "num_samples",
@@ -47,6 +51,7 @@ RESULT_KEYS = (
     "max_features",
     "torchmetrics_version",
     "torch_fidelity_version",
+    *FLOOR_RESULT_KEYS,
 )
 
 
@@ -131,6 +136,9 @@ class GeneratorScorer:
         self.real = real if isinstance(real, RealStats) else None
         self.real_images = real if isinstance(real, Tensor) else None  # (N, C, H, W) in [-1, 1]
         self.real_cached = False  # whether `real` was read from the disk cache (set by ScorerSpec.build)
+        self.valid = True  # False: its domain classifier passed only a lowered threshold (set by ScorerSpec.build)
+        self.floor: dict[str, Any] | None = None  # the real-vs-real floor, computed at the first `score`
+        self.floor_source: tuple | None = None  # (datamodule, real_split, real_key, cache_dir, seed), set by ScorerSpec.build
         self.batch_size, self.pr_k, self.max_features = batch_size, pr_k, max_features
         self.kid_subsets, self.kid_subset_size, self.is_splits = kid_subsets, kid_subset_size, is_splits
         # The domain classifier behind class_coverage: the extractor itself, or a separate one.
@@ -202,6 +210,7 @@ class GeneratorScorer:
             "class_coverage_accuracy": self.coverage.accuracy if self.coverage is not None else None,
             "extractor": self.extractor.name,
             "extractor_accuracy": self.extractor.accuracy,
+            "valid": self.valid,
             "extractor_weights": self.weights,
             "resize": self.extractor.resize,
             "num_samples": plan.num_samples,
@@ -210,6 +219,7 @@ class GeneratorScorer:
             "max_features": self.max_features,
             "torchmetrics_version": torchmetrics.__version__,
             "torch_fidelity_version": torch_fidelity.__version__,
+            **{k: (self.floor or {}).get(k) for k in FLOOR_RESULT_KEYS},
         }
 
     @torch.no_grad()
@@ -221,6 +231,10 @@ class GeneratorScorer:
         Batch i holds `model.sample(n, generator=<CPU generator seeded by (seed, i)>)`, so the samples
         do not depend on the number of ranks; ranks without a batch still take part in the gathering.
         """
+        if self.floor is None and self.floor_source is not None:  # every rank at once: scoring is collective
+            from prunegen.metrics.floor import real_floor
+
+            self.floor = real_floor(self, *self.floor_source)
         batch_size = batch_size or self.batch_size
         starts = range(0, num_samples, batch_size)
         rank, world = rank_and_world()

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from prunegen import CONFIG_DIR
 from prunegen.choices import check_choice
 from prunegen.data.protocol import ImageData
-from prunegen.metrics.cache import load_or_compute_real_stats
+from prunegen.metrics.cache import load_or_compute_real_stats, real_stats_key
+from prunegen.metrics.checks import MIN_ACCURACY, MIN_IMAGES, check_extractor
 from prunegen.metrics.extractors import ClassifierExtractor, FeatureSpec, domain_classifier
 from prunegen.metrics.images import from_datamodule, from_folder
 from prunegen.metrics.scores import GeneratorScorer
@@ -49,6 +50,8 @@ class ScorerSpec:
     max_features: int | None = 10000  # features kept per side for KID and precision/recall (None: all)
     cache_dir: str | Path | None = ".cache"  # domain classifiers and real statistics (None: no cache)
     seed: int = 0
+    min_extractor_accuracy: float = MIN_ACCURACY  # a domain classifier below it on its held-out split: refused
+    min_extractor_images: int = MIN_IMAGES  # ... or measured on fewer held-out images
 
     def __post_init__(self) -> None:
         if self.num_samples < 10:
@@ -57,6 +60,8 @@ class ScorerSpec:
             raise ValueError(f"metrics.batch_size must be >= 1, got {self.batch_size}")
         if self.pr_k < 1:
             raise ValueError(f"metrics.pr_k must be >= 1, got {self.pr_k}")
+        if not 0 <= self.min_extractor_accuracy <= 1:
+            raise ValueError(f"metrics.min_extractor_accuracy must be in [0, 1], got {self.min_extractor_accuracy}")
         if self.max_features is not None and self.max_features <= self.pr_k:
             raise ValueError(f"metrics.max_features must be > metrics.pr_k={self.pr_k} or null, got {self.max_features}")
 
@@ -69,6 +74,7 @@ class ScorerSpec:
         coverage = extractor if isinstance(extractor, ClassifierExtractor) else None
         if coverage is None and datamodule is not None and datamodule.num_classes:
             coverage = domain_classifier(datamodule, self.cache_dir, device=device)
+        valid = all(self._proven(c, datamodule) for c in {id(x): x for x in (extractor, coverage) if x is not None}.values())
         if real_dir is not None:
             real = from_folder(real_dir, extractor.channels, self.num_real)
         elif datamodule is not None:
@@ -82,4 +88,16 @@ class ScorerSpec:
             extractor, stats, self.batch_size, pr_k=self.pr_k, max_features=self.max_features, coverage=coverage
         )
         scorer.real_cached = cached
+        scorer.valid = valid
+        if real_dir is None:  # the held-out real images against the real statistics: the yardstick of every score
+            key = real_stats_key(real, extractor, self.max_features)
+            scorer.floor_source = (datamodule, self.real_split, key, self.cache_dir, self.seed)
         return scorer
+
+    def _proven(self, extractor: object, datamodule: ImageData | None) -> bool:
+        """A domain classifier's held-out accuracy against the thresholds (refused below them); others pass."""
+        if not isinstance(extractor, ClassifierExtractor) or datamodule is None:
+            return True
+        held_out = len(datamodule.split_tensors("test")[1])
+        return check_extractor(extractor.accuracy, held_out, extractor.num_classes, self.min_extractor_accuracy,
+                               self.min_extractor_images)

@@ -180,7 +180,8 @@ def make_row(label: str, series: str, members: list[dict[str, Any]], columns: li
                            "seeds": len(seeds), "runs": len(members), "completed": first["completed"], "round": first.get("round"),
                            "samples": first.get("samples"), "extractor": first.get("metrics.extractor"),
                            "pruned": bool(first.get("pruning.method")) or first.get("round") is not None,
-                           "paths": [m["path"] for m in members]}
+                           "paths": [m["path"] for m in members],
+                           "invalid": any(m.get("metrics.valid") is False for m in members)}
     for name, key, *_ in columns:
         row[name], row[f"{name} std"] = _mean_std(members, key) if first["completed"] else (None, None)
     if row.get("remaining") is None and first.get("round") is None:  # a failed point: its target, if known

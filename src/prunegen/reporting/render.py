@@ -20,6 +20,7 @@ COLUMNS = [
     ("IS", "metrics.is_mean", "{:.2f}", "max"),
     ("classes", "metrics.class_coverage", "{:.2f}", "max"),
     ("FID / dense", "fid_vs_dense", "{:.2f}", "min"),
+    ("FID / floor", "fid_vs_floor", "{:.2f}", "min"),  # the real-vs-real floor (metrics.fid_floor): 1 is real data
     ("CPU ms/256", "export.compact.latency_ms", "{:.1f}", "min"),
     ("speedup", "export.speedup", "{:.2f}", "max"),
     ("file KB", "export.compact.file_kb", "{:.0f}", None),
@@ -70,7 +71,8 @@ def status_cell(row: dict[str, Any]) -> str:
     """`failed: <first line of the error>`, `interrupted: SIGTERM after epoch 2`, `completed (1 earlier attempt)`."""
     text = row["status"] + (f": {row['detail']}" if row.get("detail") else "")
     n = row.get("attempts") or 0
-    return text + (f" ({n} earlier attempt{'s' if n > 1 else ''})" if n else "")
+    text += f" ({n} earlier attempt{'s' if n > 1 else ''})" if n else ""
+    return text + (" — scores not valid: extractor below the default thresholds (valid: false)" if row.get("invalid") else "")
 
 
 def seeds_cell(row: dict[str, Any]) -> str:

@@ -111,6 +111,9 @@ def _derive(record: dict[str, Any]) -> None:
     fid, dense = record.get("metrics.fid"), record.get("dense_metrics.fid")
     if isinstance(fid, (int, float)) and isinstance(dense, (int, float)) and dense:
         record["fid_vs_dense"] = fid / dense
+    floor = record.get("metrics.fid_floor")
+    if isinstance(fid, (int, float)) and isinstance(floor, (int, float)) and floor > 0:
+        record["fid_vs_floor"] = fid / floor
     for side in ("dense", "compact"):
         if isinstance(record.get(f"export.{side}.file_bytes"), (int, float)):
             record[f"export.{side}.file_kb"] = record[f"export.{side}.file_bytes"] / 1024

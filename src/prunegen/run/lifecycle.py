@@ -9,7 +9,9 @@ This module imports no torch or Lightning, so configuration errors surface in ab
 """
 
 import json
+import logging
 import os
+import shutil
 import signal
 import time
 import traceback
@@ -24,6 +26,7 @@ from prunegen.choices import check_choice
 from prunegen.fileio import write_json
 from prunegen.run.record import flatten
 
+log = logging.getLogger("prunegen")
 RESUME_MODES = ("auto", "never")
 # Keys that cannot change a result: they may differ between the attempts of one run.
 NOT_IDENTITY = (
@@ -74,7 +77,10 @@ def identity_diff(stored: Any, current: Any) -> list[str]:
 # distillation's timing as an interpolation into the pruning group (now null: the pruning schedule's first
 # round), and structured pruning's threshold keys at the values the callback takes when they are absent.
 EARLIER_SPELLINGS: dict[str, dict[Any, Any]] = {"distill.snapshot_epoch": {"${oc.select:pruning.start_epoch,0}": None}}
-ABSENT_MEANS = {"pruning.amount": "sparsity", "pruning.alpha": 1.0, "pruning.reference": "mean", "pruning.max_sparsity": None}
+ABSENT_MEANS = {"pruning.amount": "sparsity", "pruning.alpha": 1.0, "pruning.reference": "mean", "pruning.max_sparsity": None,
+                "metrics.min_extractor_accuracy": 0.8, "metrics.min_extractor_images": 50,
+                "export.quantize": "none", "export.int8_activations": True, "export.int8_tolerance": 0.03,
+                "export.int8_form": "auto", "export.calibration.method": "minmax", "export.calibration.samples": 512}
 
 
 def _same(key: str, value: Any) -> Any:
@@ -106,12 +112,39 @@ class RunFolder:
         if not self.config_file.is_file():
             return
         diff = identity_diff(OmegaConf.load(self.config_file), self.cfg)
+        if diff and self.failed_before_training():
+            log.warning(f"{self.path}: its earlier attempts failed before their first checkpoint, so this corrected "
+                        f"configuration takes the folder over (their record stays in metrics.json `attempts`):\n  "
+                        + "\n  ".join(diff))
+            self.config_file.unlink()  # save_identity writes the new one; the old one is in the record's `config`
+            return
         if diff:
             raise ValueError(
                 f"{self.path} already holds a run of another configuration; nothing was changed there. "
                 f"Keys that differ (stored -> given):\n  " + "\n  ".join(diff)
                 + "\nUse another folder (hydra.run.dir=...), or the stored configuration to resume it."
             )
+
+    def failed_before_training(self) -> bool:
+        """Whether no attempt here got as far as a checkpoint (so nothing of it can be resumed or lost)."""
+        trained = (self.path / "checkpoints").is_dir() and any((self.path / "checkpoints").glob("*.ckpt"))
+        return not trained and self.previous.get("status") != "completed"
+
+    def move_aside(self) -> Path | None:
+        """`resume=never` in a used folder: its earlier files go to `previous/<time>/` (nothing is deleted), the
+        logs stay (this attempt appends to them). Returns where they went, None when there was nothing."""
+        keep = {"previous", ".hydra"}
+        entries = [p for p in self.path.iterdir() if p.name not in keep and p.suffix != ".log"] if self.path.is_dir() else []
+        entries += [p for p in (self.config_file, self.config_file.parent / "overrides.yaml") if p.is_file()]
+        if not entries:
+            return None
+        dest = self.path / "previous" / time.strftime("%Y-%m-%d_%H-%M-%S")
+        for p in entries:
+            target = dest / p.relative_to(self.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(p), str(target))
+        self.previous = {}
+        return dest
 
     @property
     def completed(self) -> bool:
