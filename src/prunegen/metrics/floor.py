@@ -5,8 +5,8 @@ The held-out real images (the splits other than the real statistics' own: val an
 "train") are scored like a generator's samples, against the same real statistics, by the same scorer:
 FID, KID, IS, precision/recall and class coverage of real data. Two disjoint real sets at the run's
 sample size would be exact; the data seldom has that many held-out images, so the floor uses all of them
-and records how many (`floor_num_images`): FID's bias grows as the set shrinks, so with fewer held-out
-images than the run's samples the floor errs high, never low. Computed once per content and settings and
+(at most the run's sample size) and records how many (`floor_num_images`): FID's bias grows as the set
+shrinks, so with fewer held-out images than the run's samples the floor errs high, never low. Computed once per content and settings and
 cached beside the real statistics (`real_stats/floor_<hash>.json`).
 """
 
@@ -44,18 +44,20 @@ def floor_path(cache_dir: str | Path, key: dict[str, Any]) -> Path:
 
 
 def real_floor(scorer: Any, datamodule: ImageData, real_split: str, real_key: dict[str, Any],
-               cache_dir: str | Path | None, seed: int = 0) -> dict[str, Any]:
+               cache_dir: str | Path | None, seed: int = 0, num_samples: int | None = None) -> dict[str, Any]:
     """`{fid_floor, kid_floor, is_floor, precision_floor, recall_floor, classes_floor, floor_num_images,
-    floor_splits}` of `datamodule`'s held-out images against `scorer`'s real statistics (cached)."""
+    floor_splits}` of `datamodule`'s held-out images (at most `num_samples`, the run's sample size) against
+    `scorer`'s real statistics (cached)."""
     key = {"real": real_key, "data": datamodule.fingerprint(), "real_split": real_split, "pr_k": scorer.pr_k,
            "kid": [scorer.kid_subsets, scorer.kid_subset_size], "coverage": scorer.coverage is not None,
-           "seed": seed, "version": FLOOR_VERSION}
+           "seed": seed, "num_samples": num_samples, "version": FLOOR_VERSION}
     path = floor_path(cache_dir, key) if cache_dir is not None else None
     if path is not None and path.is_file():
         stored = json.loads(path.read_text())
         if stored.get("key") == json.loads(json.dumps(key, default=str)):
             return stored["floor"]
     images, splits = held_out_images(datamodule, real_split)
+    images = images[:num_samples] if num_samples else images
     if len(images) < 2:
         log.warning(f"no held-out real images besides the {real_split!r} split: no real-vs-real floor")
         return {"floor_num_images": 0, "floor_splits": splits}

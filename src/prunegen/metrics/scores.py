@@ -234,7 +234,7 @@ class GeneratorScorer:
         if self.floor is None and self.floor_source is not None:  # every rank at once: scoring is collective
             from prunegen.metrics.floor import real_floor
 
-            self.floor = real_floor(self, *self.floor_source)
+            self.floor = real_floor(self, *self.floor_source, num_samples=num_samples)
         batch_size = batch_size or self.batch_size
         starts = range(0, num_samples, batch_size)
         rank, world = rank_and_world()
