@@ -203,7 +203,8 @@ def test_sweep_with_a_failing_point_keeps_it_in_the_table(tmp_path):
 
     sweep = tmp_path / "sweep"
     proc = _cli("-m", f"hydra.sweep.dir={sweep}", *TINY, "pruning=unstructured", "pruning.start_epoch=0",
-                "pruning.end_epoch=0", "pruning.final_sparsity=0.3,0.5,1.5", f"paths.cache_dir={tmp_path.parent / 'prunegen-cache'}")
+                "pruning.end_epoch=0", "pruning.final_sparsity=0.3", "pruning.criterion=magnitude,random,magnitde",
+                f"paths.cache_dir={tmp_path.parent / 'prunegen-cache'}")  # a value only the callback can refuse: fails at run time
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0, out  # the sweep reports its failure
     statuses = sorted(_record(sweep / str(i))["status"] for i in range(3))
@@ -213,7 +214,7 @@ def test_sweep_with_a_failing_point_keeps_it_in_the_table(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 and sorted(r["status"].split(":")[0] for r in rows) == ["completed", "completed", "failed"]
     failed = next(r for r in rows if r["status"].startswith("failed: "))  # with the first line of its error
-    assert failed["run"] == "pruning.final_sparsity=1.5"  # labelled by the override that differs
+    assert failed["run"] == "pruning.criterion=magnitde"  # labelled by the override that differs
 
 
 def test_structured_checkpoint_without_structured_pruning_fails_before_training(make_cfg, tmp_path):

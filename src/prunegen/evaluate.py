@@ -14,6 +14,7 @@ from prunegen.masks import count_parameters
 from prunegen.metrics import EvaluationCallback, ScorerSpec, from_folder
 from prunegen.run.checkpoint import load_model
 from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt
+from prunegen.run.overrides import preflight
 from prunegen.run.record import hydra_overrides
 
 NUMERIC = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "class_coverage")
@@ -83,6 +84,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
+@preflight("eval")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> float | None:
     try:

@@ -17,6 +17,7 @@ from prunegen.fileio import CACHE_SETTING, check_writable
 from prunegen.run.checks import check_export, check_groups, check_init_ckpt, hydra_choices
 from prunegen.run.console import quiet
 from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt, global_rank
+from prunegen.run.overrides import preflight
 
 log = logging.getLogger("prunegen")
 
@@ -106,6 +107,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return record, objects
 
 
+@preflight("train")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:

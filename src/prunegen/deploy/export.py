@@ -18,6 +18,7 @@ from prunegen.pruning.compact import compact, generator_paths
 from prunegen.run.checkpoint import load_model
 from prunegen.run.checks import check_export
 from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt
+from prunegen.run.overrides import preflight
 from prunegen.run.record import hydra_overrides
 
 FORMATS = ("pt", "onnx")  # onnx: the .onnx file beside the .pt one
@@ -144,6 +145,7 @@ def summary(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+@preflight("export")
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     try:
