@@ -80,7 +80,7 @@ def collect(data: dict[str, Any], root: str | Path) -> dict[str, Any]:
         out.update(from_table(data["from_table"], root))
         out["provenance"] = f"measured by prunegen-reproduce from the runs under {root} on {time.strftime('%Y-%m-%d %H:%M')}"
         return out
-    records = load_runs(root)
+    records = load_runs(root, variants=False)  # the paper tables' rows are runs, not their int8 files
     for row in out["rows"]:
         seeds: set[Any] = set()
         for name, value in row["values"].items():

@@ -189,14 +189,14 @@ def int8_row(record: dict[str, Any]) -> dict[str, Any] | None:
     return row
 
 
-def load_runs(root: str | Path) -> list[dict[str, Any]]:
+def load_runs(root: str | Path, variants: bool = True) -> list[dict[str, Any]]:
     """Every metrics.json under `root` (completed, failed, interrupted; train and eval), sorted by path.
-    A file that is not JSON is a failed point, not a crash of the table."""
+    A file that is not JSON is a failed point, not a crash of the table. `variants`: a run's `+int8` row too."""
     records = []
     for path in sorted(Path(root).rglob("metrics.json")):
         try:
             records.append(load_record(path))
-            records += [row for row in [int8_row(records[-1])] if row is not None]
+            records += [row for row in [int8_row(records[-1])] if row is not None and variants]
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             records.append({"path": str(path.parent), "kind": "train", "status": "failed", "detail": f"unreadable metrics.json ({err})",
                             "completed": False, "seed_list": [], "overrides": {}, "config_id": {}, "rounds": []})
