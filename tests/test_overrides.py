@@ -30,6 +30,7 @@ def test_good_command_lines_pass(monkeypatch):
     assert problems("train", ["-m", "hydra/launcher=parallel", "experiment=paper/gan_lth_sngan_cifar10", "seed=0,1,2"]) == []
     assert problems("train", ["callbacks=[default,qat]", "+callbacks.extra.x=1", "data=image_folder", "data.root=/x"]) == []
     assert problems("eval", ["ckpt_path=x.ckpt", "seeds=[0,1]"]) == []
+    assert problems("train", ["-m", "hydra/launcher=submitit_local", "seed=0,1"]) == []  # a plugin's option
     monkeypatch.setattr("prunegen.run.overrides.has_gpu", lambda: False)
     assert "Use trainer=cpu" in problems("train", ["trainer=gpu"])[0]
 

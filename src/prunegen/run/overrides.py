@@ -71,7 +71,7 @@ def check_groups(overrides: list[tuple[str, str]], groups: dict[str, list[str]])
     errors = []
     for key, value in overrides:
         options = groups.get(key)
-        if not options:
+        if not options or key.startswith("hydra/"):  # Hydra's plugins add options of their own (submitit_local, ...)
             continue
         for v in value.strip("[]").split(",") if value.startswith("[") else [value]:
             if v and v not in options and v not in ("null", "none"):
