@@ -73,7 +73,7 @@ def diff(a: Path, b: Path) -> list[str]:
     for key in sorted(set(ca) | set(cb)):
         if not key.startswith(("paths.", "hydra.")) and ca.get(key, "<unset>") != cb.get(key, "<unset>"):
             lines.append(f"config {key}: {ca.get(key, '<unset>')!r} -> {cb.get(key, '<unset>')!r}")
-    ma, mb = (flatten((_record(f).get("metrics") or {})) for f in (a, b))
+    ma, mb = (flatten(_record(f).get("metrics") or {}) for f in (a, b))
     for key in sorted(set(ma) | set(mb)):
         if key.endswith(("_version", "weights")) or ma.get(key) == mb.get(key):
             continue
