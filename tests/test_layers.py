@@ -17,7 +17,7 @@ FLOORS = {
     "pruning": 3,
     "deploy": 4,
     "compress": 5,
-    "train": 6, "evaluate": 6, "export": 6,
+    "train": 6, "evaluate": 6, "export": 6, "runs": 6,
 }
 
 

@@ -1,21 +1,24 @@
-"""prunegen-eval: score a checkpoint (over several seeds), or a folder of images, and write metrics.json."""
+"""prunegen-eval: score a checkpoint (over several seeds), or a folder of images, and write metrics.json.
+
+torch is imported once the command line has passed its checks: `--help` and a typo answer in about a second."""
+
+from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from prunegen import CONFIG_DIR
 from prunegen.fileio import CACHE_SETTING, check_writable
-from prunegen.masks import count_parameters
-from prunegen.metrics import EvaluationCallback, ScorerSpec, from_folder
-from prunegen.run.checkpoint import load_model
 from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt
 from prunegen.run.overrides import preflight
 from prunegen.run.record import hydra_overrides
+
+if TYPE_CHECKING:
+    from prunegen.metrics import EvaluationCallback, ScorerSpec
 
 NUMERIC = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "class_coverage")
 
@@ -36,6 +39,9 @@ def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def score_checkpoint(cfg: DictConfig, spec: ScorerSpec, record: dict[str, Any]) -> dict[str, Any]:
+    from prunegen.masks import count_parameters
+    from prunegen.run.checkpoint import load_model
+
     model, run_cfg = load_model(cfg.ckpt_path)
     model = model.to(cfg.device)
     datamodule = instantiate(cfg.data if cfg.get("data") else run_cfg.data)
@@ -53,6 +59,8 @@ def score_checkpoint(cfg: DictConfig, spec: ScorerSpec, record: dict[str, Any]) 
 
 
 def score_folder(cfg: DictConfig, spec: ScorerSpec, record: dict[str, Any]) -> dict[str, Any]:
+    from prunegen.metrics import from_folder
+
     datamodule = instantiate(cfg.data) if cfg.get("data") else None
     if datamodule is None and not cfg.get("real_dir"):
         raise ValueError("fake_dir= needs the real images: set real_dir=PATH or data=NAME")
@@ -76,6 +84,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             raise ValueError("metrics=null: choose an extractor config, e.g. metrics=classifier or metrics=inception")
         if cfg.metrics.get("cache_dir"):
             check_writable(cfg.metrics.cache_dir, CACHE_SETTING)
+        import torch
+
         if cfg.get("num_threads"):
             torch.set_num_threads(cfg.num_threads)
         evaluation: EvaluationCallback = instantiate(cfg.metrics)  # validates the extractor and its weights

@@ -1,7 +1,27 @@
-"""prunegen-export, also `python -m prunegen.export` (CONTRACT.md): the entry point of `prunegen.deploy.export`,
-which compacts a masked checkpoint's generator, verifies it, times it and writes export.json."""
+"""prunegen-export, also `python -m prunegen.export` (CONTRACT.md): compact a masked checkpoint's generator,
+verify it, time it and write export.json (`prunegen.deploy.export`). torch is imported once the command
+line has passed its checks: `--help` and a typo answer in about a second."""
 
-from prunegen.deploy.export import main
+import hydra
+from omegaconf import DictConfig
+
+from prunegen import CONFIG_DIR
+from prunegen.run.overrides import preflight
+
+
+@preflight("export")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+def main(cfg: DictConfig) -> None:
+    from prunegen.deploy.export import export, summary
+    from prunegen.run.lifecycle import RunInterrupted
+
+    try:
+        r = export(cfg)
+    except RunInterrupted as err:  # recorded as interrupted; a non-zero exit tells the scheduler
+        raise SystemExit(128 + err.signum) from err
+    for line in summary(r):
+        print(line)
+
 
 if __name__ == "__main__":
     main()

@@ -1,13 +1,11 @@
-"""prunegen-export: compact a masked checkpoint's generator, verify it, time it, write export.json."""
+"""prunegen-export (its entry point: prunegen/export.py): compact a masked checkpoint's generator, verify it, time it, write export.json."""
 
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from prunegen import CONFIG_DIR
 from prunegen.choices import check_choice
 from prunegen.deploy.compact import file_bytes, save_compact
 from prunegen.deploy.inference import latency_ms, prepare_inference
@@ -17,21 +15,12 @@ from prunegen.masks import count_parameters, unmasked_copy
 from prunegen.pruning.compact import compact, generator_paths
 from prunegen.run.checkpoint import load_model
 from prunegen.run.checks import check_export
-from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt
-from prunegen.run.overrides import preflight
+from prunegen.run.lifecycle import RunFolder, attempt
 from prunegen.run.record import hydra_overrides
 
 FORMATS = ("pt", "onnx")  # onnx: the .onnx file beside the .pt one
 
 
-def export_dir(ckpt_path: str) -> str:
-    """The default output folder: `<run>/export/` for `<run>/checkpoints/x.ckpt`, else `export/` beside the file."""
-    ckpt = Path(ckpt_path)
-    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    return str(run / "export")
-
-
-OmegaConf.register_new_resolver("export_dir", export_dir, replace=True)
 
 
 def check_format(settings: DictConfig) -> None:
@@ -144,17 +133,3 @@ def summary(r: dict[str, Any]) -> list[str]:
         )
     return lines
 
-
-@preflight("export")
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
-def main(cfg: DictConfig) -> None:
-    try:
-        r = export(cfg)
-    except RunInterrupted as err:  # recorded as interrupted; a non-zero exit tells the scheduler
-        raise SystemExit(128 + err.signum) from err
-    for line in summary(r):
-        print(line)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,7 @@
 """Real-image statistics (FID's sums over every image, a bounded sample of features for KID and
 precision/recall), cached on disk under the images' content and written atomically."""
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ class RealStats:
     num: int
 
 
+log = logging.getLogger("prunegen")
+
+
 def kept_indices(n: int, max_features: int | None, seed: int = 0) -> Tensor | None:
     """Sorted indices of a fixed uniform sample of `max_features` out of `n` items; None keeps all."""
     if max_features is None or n <= max_features:
@@ -47,7 +51,12 @@ def compute_real_stats(
     keep = kept_indices(source.count, max_features)
     total = cov = None
     features, seen = [], 0
+    log.info(f"real statistics: {source.count} images of {source.name} ({source.split}) through {extractor.name} "
+             f"(once; cached under the images' content)")
+    step = max(1, source.count // 10)
     for x in source.batches(batch_size):
+        if seen // step != (seen + len(x)) // step and seen:
+            log.info(f"real statistics: {seen}/{source.count} images")
         f = extractor.extract(x.to(device))[0]  # (B, D)
         f64 = f.double()
         total = f64.sum(0) if total is None else total + f64.sum(0)

@@ -1,5 +1,6 @@
 """A small CNN trained on the dataset's own training split: the `classifier` feature extractor."""
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from prunegen.data.protocol import ImageData
 from prunegen.fileio import content_hash, save_torch
 from prunegen.metrics.rng import isolated_rng
 
+log = logging.getLogger("prunegen")
 CLASSIFIER_VERSION = 2  # bump when training or what is stored changes
 TRAINING = {"batch_size": 64, "lr": 1e-2}
 
@@ -85,7 +87,9 @@ def train_classifier(
         opt = torch.optim.Adam(classifier.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * (len(images) // batch_size))
         classifier.train()
-        for _ in range(epochs):
+        for epoch in range(epochs):
+            if epoch:
+                log.info(f"domain classifier: epoch {epoch + 1}/{epochs}")
             perm = torch.randperm(len(images))
             for i in range(0, len(images) - batch_size + 1, batch_size):
                 idx = perm[i : i + batch_size]
@@ -142,9 +146,12 @@ def load_or_train_classifier(
         return cached[0].to(device), cached[1]
     start = time.perf_counter()
     images, labels = datamodule.split_tensors("train")
+    log.info(f"domain classifier: training on the {len(images)} training images of {datamodule.name} for {epochs} "
+             f"epochs (once; cached as {path})")
     classifier = train_classifier(_arch(key), images, labels, epochs=epochs, seed=seed, device=device, **TRAINING)
     seconds = time.perf_counter() - start
     accuracy = evaluate_accuracy(classifier, *datamodule.split_tensors("test"))
+    log.info(f"domain classifier: {accuracy:.1%} held-out accuracy after {seconds:.0f} s")
     state = {k: v.cpu() for k, v in classifier.state_dict().items()}
     if path is not None:
         save_torch({"key": key, "state_dict": state, "accuracy": accuracy, "train_seconds": seconds}, path)

@@ -52,10 +52,20 @@ def config_options(group: str) -> str:
     return ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) if folder.is_dir() else "(none)"
 
 
+def export_dir(ckpt_path: str) -> str:
+    """prunegen-export's default folder: `<run>/export/` for `<run>/checkpoints/x.ckpt`, else `export/` beside it."""
+    ckpt = Path(str(ckpt_path))
+    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return str(run / "export")
+
+
 def register_resolvers() -> None:
-    """`${prunegen_options:GROUP}` in the hydra/help templates lists a group's options as they are on disk."""
+    """`${prunegen_options:GROUP}` in the hydra/help templates lists a group's options as they are on disk;
+    `${export_dir:CKPT}` is configs/export.yaml's default run folder."""
     if not OmegaConf.has_resolver("prunegen_options"):
         OmegaConf.register_new_resolver("prunegen_options", config_options)
+    if not OmegaConf.has_resolver("export_dir"):
+        OmegaConf.register_new_resolver("export_dir", export_dir)
 
 
 def capture_console() -> None:
