@@ -49,7 +49,7 @@ def fit(cfg: DictConfig, folder: RunFolder, record: dict[str, Any]) -> dict[str,
     from hydra.utils import instantiate
 
     from prunegen.compress import compress
-    from prunegen.run.checkpoint import load_weights, restore_from_workers
+    from prunegen.run.checkpoint import AtomicCheckpointIO, load_weights, restore_from_workers
     from prunegen.run.console import capture_console
 
     capture_console()
@@ -60,10 +60,11 @@ def fit(cfg: DictConfig, folder: RunFolder, record: dict[str, Any]) -> dict[str,
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     if cfg.get("init_ckpt"):  # start from trained weights; unlike a resume, training starts at epoch 0
-        load_weights(model, cfg.init_ckpt)
+        load_weights(model, cfg.init_ckpt, config=cfg)
     callbacks, named = build_callbacks(cfg)
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=cluster_plugins())
+    plugins = [*cluster_plugins(), AtomicCheckpointIO()]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
     record["resumed_from"] = folder.resume_from(cfg.get("ckpt_path"))
     trainer.fit(model, datamodule=datamodule, ckpt_path=record["resumed_from"])
     restore_from_workers(trainer, model, folder.last_ckpt)

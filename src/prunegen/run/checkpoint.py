@@ -9,13 +9,26 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 from typing_extensions import override
 
+from prunegen.fileio import atomic_write
 from prunegen.masks import restore_masks
 
 KEY = "prunegen"  # the checkpoint's top-level key: {"config": resolved config, "version": FORMAT_VERSION}
 FORMAT_VERSION = 1
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch.save, through a temp file and a rename: a run killed while a checkpoint is written
+    leaves the previous file whole, never half a file under its name."""
+
+    @override
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):  # remote storage: Lightning's own writer
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
 class ConfigInCheckpoint(Callback):
@@ -34,11 +47,48 @@ class ConfigInCheckpoint(Callback):
         checkpoint[KEY] = {"config": self.config, "version": FORMAT_VERSION}
 
 
+class NotACheckpoint(ValueError):
+    """A file that torch cannot read as a checkpoint (truncated by a kill mid-write, or not one at all)."""
+
+
 def _load(ckpt_path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint at {ckpt_path}")
-    return torch.load(ckpt_path, map_location=map_location, weights_only=True)
+    try:
+        checkpoint = torch.load(ckpt_path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch's own message would suggest weights_only=False: never the fix here
+        raise NotACheckpoint(
+            f"{ckpt_path} is not a checkpoint: torch cannot read it ({type(err).__name__}; {ckpt_path.stat().st_size:,} "
+            f"bytes; a file cut short by a kill while it was written, or another kind of file)"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise NotACheckpoint(f"{ckpt_path} is not a Lightning checkpoint (no state_dict in it)")
+    return checkpoint
+
+
+def loadable(ckpt_path: str | Path) -> str | None:
+    """Why `ckpt_path` cannot be resumed from (None: it loads)."""
+    try:
+        _load(ckpt_path)
+    except (NotACheckpoint, FileNotFoundError) as err:
+        return str(err)
+    return None
+
+
+def newest_loadable(folder: str | Path) -> tuple[Path | None, list[str]]:
+    """The newest epoch checkpoint of `folder` that loads (last.ckpt first, then the epoch files, newest
+    first), and a line for each one skipped on the way, saying why."""
+    folder = Path(folder)
+    candidates = [folder / "last.ckpt"] if (folder / "last.ckpt").exists() else []
+    candidates += sorted((p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    skipped = []
+    for path in candidates:
+        why = loadable(path)
+        if why is None:
+            return path, skipped
+        skipped.append(f"skipped {path.name}: {why}")
+    return None, skipped
 
 
 def _config_of(checkpoint: dict[str, Any], ckpt_path: str | Path) -> DictConfig:
@@ -59,9 +109,30 @@ def run_config(ckpt_path: str | Path) -> DictConfig:
     return _config_of(_load(ckpt_path), ckpt_path)
 
 
-def load_weights(model: L.LightningModule, ckpt_path: str | Path, map_location: str = "cpu") -> None:
-    """Load a (possibly pruned) checkpoint's state into `model`, its masks re-created first."""
-    load_state(model, _load(ckpt_path, map_location)["state_dict"])
+ARCH_KEYS = ("data.name", "data.image_size", "data.channels", "data.num_classes", "model._target_",
+             "model.generator._target_", "model.generator.latent_dim", "model.generator.ngf", "model.generator.widths",
+             "model.discriminator.ndf", "model.encoder._target_")
+
+
+def load_weights(model: L.LightningModule, ckpt_path: str | Path, map_location: str = "cpu",
+                 config: DictConfig | None = None) -> None:
+    """Load a (possibly pruned) checkpoint's state into `model`, its masks re-created first. A checkpoint of
+    another architecture is explained from the two configs (`config`: this run's), not by tensor shapes."""
+    checkpoint = _load(ckpt_path, map_location)
+    try:
+        load_state(model, checkpoint["state_dict"])
+    except RuntimeError as err:
+        if config is None or KEY not in checkpoint:
+            raise
+        stored = OmegaConf.create(checkpoint[KEY]["config"])
+        lines = [f"  {k}: checkpoint {OmegaConf.select(stored, k)!r}, this run {OmegaConf.select(config, k)!r}"
+                 for k in ARCH_KEYS if OmegaConf.select(stored, k) != OmegaConf.select(config, k)]
+        first = str(err).strip().splitlines()
+        raise ValueError(
+            f"{ckpt_path} holds another architecture than this run builds"
+            + (":\n" + "\n".join(lines) if lines else f" ({first[1].strip() if len(first) > 1 else first[0]})")
+            + "\nUse the checkpoint's settings (or another checkpoint) for init_ckpt / ckpt_path."
+        ) from None
 
 
 def load_state(model: L.LightningModule, state: dict[str, torch.Tensor]) -> None:

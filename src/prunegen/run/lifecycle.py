@@ -151,13 +151,23 @@ class RunFolder:
         return self.previous.get("status") == "completed"
 
     def resume_from(self, ckpt_path: str | None) -> str | None:
-        """The checkpoint to resume from: `ckpt_path`, else `resume=<file>`, else this folder's last.ckpt (auto)."""
-        if ckpt_path:
-            return str(ckpt_path)
-        if self.resume not in RESUME_MODES:
-            return self.resume
-        if self.resume == "auto" and self.last_ckpt.is_file():
-            return str(self.last_ckpt)
+        """The checkpoint to resume from: `ckpt_path`, else `resume=<file>`, else (auto) the newest of this folder's
+        checkpoints that loads (last.ckpt, else the epoch before it), saying which were skipped and why."""
+        from prunegen.run.checkpoint import NotACheckpoint, loadable, newest_loadable
+
+        given = ckpt_path or (self.resume if self.resume not in RESUME_MODES else None)
+        if given:
+            why = loadable(given)
+            if why is not None:
+                raise NotACheckpoint(why)
+            return str(given)
+        if self.resume == "auto" and (self.path / "checkpoints").is_dir():
+            found, skipped = newest_loadable(self.path / "checkpoints")
+            for line in skipped:
+                log.warning(f"resume: {line}")
+            if found is not None and skipped:
+                log.warning(f"resume: from {found.name}, the newest checkpoint that loads")
+            return str(found) if found is not None else None
         return None
 
     def save_identity(self, overrides: list[str]) -> None:
