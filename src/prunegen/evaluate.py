@@ -4,6 +4,7 @@ torch is imported once the command line has passed its checks: `--help` and a ty
 
 from __future__ import annotations
 
+import logging
 import statistics
 from typing import TYPE_CHECKING, Any
 
@@ -102,8 +103,9 @@ def main(cfg: DictConfig) -> float | None:
     except RunInterrupted as err:  # recorded as interrupted; a non-zero exit tells the scheduler
         raise SystemExit(128 + err.signum) from err
     m = record["metrics"]
-    print(f"[prunegen-eval] {cfg.paths.output_dir}: FID {m['fid']:.4g} ({m['extractor']}), "
-          f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
+    logging.getLogger("prunegen").info(  # the console and <out>/evaluate.log
+        f"[prunegen-eval] {cfg.paths.output_dir}: FID {m['fid']:.4g} ({m['extractor']}), "
+        f"precision {m['precision']:.3f}, recall {m['recall']:.3f}")
     return m["fid"]
 
 

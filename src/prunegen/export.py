@@ -2,6 +2,8 @@
 verify it, time it and write export.json (`prunegen.deploy.export`). torch is imported once the command
 line has passed its checks: `--help` and a typo answer in about a second."""
 
+import logging
+
 import hydra
 from omegaconf import DictConfig
 
@@ -20,7 +22,7 @@ def main(cfg: DictConfig) -> None:
     except RunInterrupted as err:  # recorded as interrupted; a non-zero exit tells the scheduler
         raise SystemExit(128 + err.signum) from err
     for line in summary(r):
-        print(line)
+        logging.getLogger("prunegen").info(line)  # the console and <out>/export.log
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ NOT_IDENTITY = (
     "paths",
     "optimized_metric",
     "hydra",
+    "callbacks.model_checkpoint",  # how many checkpoints are kept, and how they are written
 )
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
@@ -254,6 +255,7 @@ def attempt(folder: RunFolder, record: dict[str, Any], write: bool = True) -> It
                 record.update(status="interrupted", signal=signal.Signals(signum).name, last_epoch=folder.last_epoch())
             else:
                 record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+                log.error(f"{folder.path}: failed: {record['error']}\n{record['traceback']}")  # into <run>/<task>.log too
                 epoch = folder.last_epoch()
                 if epoch is not None:
                     record["error"] += (
