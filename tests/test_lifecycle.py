@@ -122,7 +122,7 @@ def test_failed_export_is_not_completed(make_cfg, tmp_path, monkeypatch):
 
 
 def _cli(*args: str, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **kwargs.pop("env", {})}
     return subprocess.Popen([str(BIN / "prunegen-train"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, **kwargs)
 
@@ -243,3 +243,40 @@ def test_cli_compress_run_prints_no_library_noise(tmp_path):
     assert [line for line in out.splitlines() if any(n in line for n in NOISE)] == []
     assert out.count("Seed set to 0") == 1  # each message once (Lightning's own handlers would print it again)
     assert "pruning round" in (tmp_path / "run" / "train.log").read_text()  # the round's table is in the run folder
+
+
+@pytest.mark.slow
+def test_identity_named_run_resumes_with_the_same_command_and_a_sweep_extends(tmp_path):
+    """No hydra.run.dir: the run's identity decides its folder; SIGTERM prints the command that resumes it."""
+    args = [*TINY_CLI, "metrics=none", "logger=none", "trainer.max_epochs=3", "callbacks.sample_grid=null",
+            "pruning=unstructured", "pruning.start_epoch=0", "pruning.end_epoch=0", "pruning.final_sparsity=0.5"]
+    env = {"PRUNEGEN_ROOT": str(tmp_path), "PYTHONPATH": str(Path(__file__).parent)}
+    slow = ["+callbacks.slow._target_=slow_epochs.SlowEpochs"]  # half a second per epoch: the signal lands mid-run
+    proc = _cli(*args, *slow, env=env)
+    runs = tmp_path / "outputs" / "train" / "runs"
+    deadline = time.time() + 120
+    while not list(runs.glob("*/*/checkpoints/last.ckpt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    folder = next(runs.glob("*/*/metrics.json")).parent
+    assert _record(folder)["status"] == "interrupted"
+    assert "Resume it with the same command: prunegen-train " in out and "pruning.final_sparsity=0.5" in out
+    assert (runs / "latest").resolve() == folder.resolve()
+    again = subprocess.run([str(BIN / "prunegen-train"), *args, *slow], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, **env})
+    record = _record(folder)  # the same folder, found by identity: resumed, completed
+    assert again.returncode == 0 and record["status"] == "completed", again.stdout + again.stderr
+    assert [a["status"] for a in record["attempts"]] == ["interrupted", "completed"]
+
+    sweep = ["-m", *args, "seed=0,1"]
+    subprocess.run([str(BIN / "prunegen-train"), *sweep], capture_output=True, text=True, timeout=300, check=True,
+                   env={**os.environ, **env})
+    points = tmp_path / "outputs" / "train" / "sweeps" / "dcgan"
+    before = {p.parent.name: p.read_bytes() for p in points.glob("*/metrics.json")}
+    assert len(before) == 2
+    subprocess.run([str(BIN / "prunegen-train"), "-m", *args, "seed=0,1,2"], capture_output=True, text=True, timeout=300,
+                   check=True, env={**os.environ, **env})
+    after = {p.parent.name: p.read_bytes() for p in points.glob("*/metrics.json")}
+    assert len(after) == 3 and all(after[k] == v for k, v in before.items())  # only the new seed trained
+    assert "2 left alone" in (points / "summary.txt").read_text()

@@ -16,6 +16,7 @@ from prunegen.data.checks import check_image_folder
 from prunegen.fileio import CACHE_SETTING, check_writable
 from prunegen.run.checks import check_export, check_groups, check_init_ckpt, hydra_choices
 from prunegen.run.console import quiet
+from prunegen.run.identity import resume_command, update_latest
 from prunegen.run.lifecycle import RunFolder, RunInterrupted, attempt, global_rank
 from prunegen.run.overrides import preflight
 
@@ -96,6 +97,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if folder.resume == "never" and global_rank() == 0 and (moved := folder.move_aside()) is not None:
         log.info(f"resume=never: the earlier files of {folder.path} were moved to {moved}; starting over")
     folder.check_identity()
+    if global_rank() == 0:
+        update_latest(folder.path)  # <runs>/latest -> this run, for identity-named folders
     if folder.completed and not cfg.get("ckpt_path"):
         log.info(f"{folder.path} holds a completed run of this configuration: nothing to do ({folder.record_file})")
         return folder.previous, {}
@@ -114,6 +117,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         record, _ = train(cfg)
     except RunInterrupted as err:  # recorded as interrupted; a non-zero exit tells the scheduler
+        log.warning(f"{cfg.paths.output_dir}: interrupted ({err}). Resume it with the same command: {resume_command()}")
         raise SystemExit(128 + err.signum) from err
     m = record.get("metrics", {})
     log.info(f"{cfg.paths.output_dir}: FID {m.get('fid')}, class coverage {m.get('class_coverage')}")

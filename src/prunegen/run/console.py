@@ -66,6 +66,12 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("prunegen_options", config_options)
     if not OmegaConf.has_resolver("export_dir"):
         OmegaConf.register_new_resolver("export_dir", export_dir)
+    if not OmegaConf.has_resolver("run_folder"):
+        from prunegen.run.identity import run_folder, sweep_folder, sweep_point
+
+        OmegaConf.register_new_resolver("run_folder", run_folder)
+        OmegaConf.register_new_resolver("sweep_folder", sweep_folder)
+        OmegaConf.register_new_resolver("sweep_point", sweep_point)
 
 
 def capture_console() -> None:
