@@ -183,14 +183,15 @@ def test_submitit_requeue_resumes_to_the_uninterrupted_result(make_cfg, tmp_path
     proc = _cli("-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}", *TINY, *extra,
                 f"paths.cache_dir={tmp_path.parent / 'prunegen-cache'}")
     deadline = time.time() + 180
-    while not (sweep / "0" / "checkpoints" / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
+    while not list(sweep.glob("*/checkpoints/last.ckpt")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     pids = _job_pids(str(sweep))
     assert pids, "the submitit job was not found running"
     for pid in pids:
         os.kill(pid, signal.SIGUSR2)
     out, _ = proc.communicate(timeout=300)
-    record = _record(sweep / "0")
+    (point,) = [p.parent for p in sweep.glob("*/metrics.json")]  # the point's folder: its identity
+    record = _record(point)
     assert record["status"] == "completed", out
     assert [(a["status"], a.get("signal")) for a in record["attempts"]] == [("interrupted", "SIGUSR2"), ("completed", None)]
     assert record["metrics"]["fid"] == reference["metrics"]["fid"]
@@ -207,7 +208,7 @@ def test_sweep_with_a_failing_point_keeps_it_in_the_table(tmp_path):
                 f"paths.cache_dir={tmp_path.parent / 'prunegen-cache'}")  # a value only the callback can refuse: fails at run time
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0, out  # the sweep reports its failure
-    statuses = sorted(_record(sweep / str(i))["status"] for i in range(3))
+    statuses = sorted(_record(p.parent)["status"] for p in sweep.glob("*/metrics.json"))
     assert statuses == ["completed", "completed", "failed"]
     subprocess.run([str(BIN / "prunegen-table"), str(sweep)], check=True, capture_output=True, timeout=120)
     with open(sweep / "table.csv") as f:

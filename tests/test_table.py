@@ -46,9 +46,9 @@ def test_table_averages_seeds_and_writes_every_format(tmp_path):
     assert a["FID / dense"] == pytest.approx(1.5)
     for name in ("table.md", "table.csv", "table.tex", "fid_vs_macs.png", "fid_vs_remaining.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "**3 ± 1.41**" in _md(tmp_path)  # the best FID of the column is bold
+    assert "**3.00 ± 1.41**" in _md(tmp_path)  # the best FID of the column is bold, its spread at its precision
     tex = (tmp_path / "table.tex").read_text()
-    assert r"\toprule" in tex and r"\textbf{3 $\pm$ 1.41}" in tex and r"pruning.final\_sparsity=0.5" in tex
+    assert r"\toprule" in tex and r"\textbf{3.00 $\pm$ 1.41}" in tex and r"pruning.final\_sparsity=0.5" in tex
 
 
 def test_failed_and_interrupted_points_are_rows_with_their_status(tmp_path):
@@ -108,7 +108,7 @@ def test_eval_records_are_a_section_of_their_own(tmp_path):
     ev = next(r for r in rows if r["kind"] == "eval")
     assert ev["seeds"] == 3 and ev["FID std"] == 0.5 and "last.ckpt" in ev["run"]
     md = _md(tmp_path)
-    assert md.index("## Training runs") < md.index("## Evaluations") < md.index("5 ± 0.5")
+    assert md.index("## Training runs") < md.index("## Evaluations") < md.index("5.00 ± 0.50")
 
 
 def _imp(root, name, seed, fids, overrides=()):
@@ -242,3 +242,23 @@ def test_table_md_shows_each_runs_sample_grid_as_an_image(tmp_path):
     md = _md(tmp_path)
     assert "![samples of pruning.final_sparsity=0.5](a0/samples.png)" in md  # relative to table.md: renders beside it
     assert "samples of pruning.final_sparsity=0.75" not in md  # a run without a grid gets no broken link
+
+
+def test_paper_ready_labels_fewer_macs_precision_and_chosen_columns(tmp_path, capsys):
+    from prunegen.reporting.table import main as table_main, table_rows
+
+    _run(tmp_path, "dense", 0, ["experiment=dense_digits"], 1.0, 4000, pruned=False, teacher=False,
+         config={"task_name": "train", "seed": 0, "label": "dense DCGAN"})
+    for seed, fid in [(0, 1.0812), (1, 1.1123)]:
+        _run(tmp_path, f"p{seed}", seed, ["pruning.final_sparsity=0.75"], fid, 1000)
+    rows, *_ = table_rows(tmp_path)
+    by_label = {r["run"]: r for r in rows}
+    assert set(by_label) == {"dense DCGAN", "pruning.final_sparsity=0.75"}  # the label key names its row
+    assert by_label["pruning.final_sparsity=0.75"]["x fewer MACs"] == 4.0
+    table_main([str(tmp_path), "--columns", "FID,x fewer MACs,MACs"])
+    md = _md(tmp_path)
+    assert "| run | status | seeds | FID | x fewer MACs | MACs |" in md
+    assert "1.10 ± 0.02" in md  # the spread at the mean's precision (3 significant digits)
+    assert "| dense DCGAN | completed | 1 | **1.00** | 1.00 | 4,000 |" in md  # the best FID in bold
+    with pytest.raises(SystemExit, match="no column \\['FDI'\\]"):
+        table_main([str(tmp_path), "--columns", "FDI"])

@@ -214,8 +214,22 @@ def aggregate(records: list[dict[str, Any]], columns: list[tuple]) -> list[dict[
         for members in groups.values():
             first = members[0]
             series = named.get(series_of(first), "eval") if kind == "train" else "eval"
-            rows.append(make_row(names[identity(first)], series, members, columns))
+            label = first.get("label") or names[identity(first)]
+            rows.append(make_row(label + (" +int8" if first.get("label") and "+int8" in first["overrides"] else ""),
+                                 series, members, columns))
+    fewer_macs(rows)
     return sorted(rows, key=order)
+
+
+def fewer_macs(rows: list[dict[str, Any]]) -> None:
+    """`x fewer MACs` against the sweep's dense run (one MACs count among the unpruned completed rows)."""
+    dense = {r["MACs"] for r in rows if r["kind"] == "train" and r.get("completed") and not r["pruned"] and r.get("MACs")}
+    if len(dense) != 1:
+        return
+    base = dense.pop()
+    for r in rows:
+        if r.get("MACs"):
+            r["x fewer MACs"] = base / r["MACs"]
 
 
 def order(row: dict[str, Any]) -> tuple:

@@ -2,6 +2,7 @@
 column in bold, failed and interrupted points with their status, evaluations in a section of their own."""
 
 import csv
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ COLUMNS = [
     ("remaining", "remaining", "{:.1%}", None),
     ("nonzero params", "generator.params_nonzero", "{:,.0f}", None),
     ("MACs", "generator.macs_effective", "{:,.0f}", None),
+    ("x fewer MACs", "x fewer MACs", "{:.3g}", None),  # against the sweep's dense run (aggregate.fewer_macs)
     ("FID", "metrics.fid", "{:.3g}", "min"),
     ("best FID", "metrics.fid_best", "{:.3g}", "min"),
     ("KID", "metrics.kid_mean", "{:.4f}", "min"),
@@ -64,7 +66,18 @@ def cell(row: dict[str, Any], name: str, fmt: str) -> str:
     std = row.get(f"{name} std")
     if std is not None and std == 0 and name in DESCRIPTIVE:
         std = None
-    return fmt.format(row[name]) + (" ± " + fmt.format(std) if std is not None else "")
+    if fmt != "{:.3g}":
+        return fmt.format(row[name]) + (" ± " + fmt.format(std) if std is not None else "")
+    decimals = significant_decimals(row[name])
+    return f"{row[name]:.{decimals}f}" + (f" ± {std:.{decimals}f}" if std is not None else "")
+
+
+def significant_decimals(x: float, digits: int = 3) -> int:
+    """Decimals that show `x` to `digits` significant digits (1.0968 -> 2: 1.10; 252.7 -> 0: 253); the spread
+    is shown at the same decimals (1.10 ± 0.02, not 1.1 ± 0.0156)."""
+    if not x or not math.isfinite(x):
+        return 0
+    return max(0, digits - 1 - math.floor(math.log10(abs(x))))
 
 
 def status_cell(row: dict[str, Any]) -> str:

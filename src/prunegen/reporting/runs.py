@@ -96,7 +96,7 @@ def load_record(path: Path) -> dict[str, Any]:
     seed = (raw.get("run") or {}).get("seed", config.get("seed"))
     seeds = (raw.get("run") or {}).get("seeds") or ([] if seed is None else [seed])
     status, detail = status_of(raw)
-    record.update(path=str(path.parent), kind=kind_of(raw), status=status, detail=detail, seed_list=list(seeds),
+    record.update(label=config.get("label"), path=str(path.parent), kind=kind_of(raw), status=status, detail=detail, seed_list=list(seeds),
                   overrides=override_identity((raw.get("run") or {}).get("overrides") or [], seed),
                   config_id=config_identity(config, seed), completed=status == "completed", earlier_attempts=earlier_attempts(raw),
                   rounds=scored_rounds(raw))

@@ -36,10 +36,24 @@ def reference_note(ref: Any) -> list[str]:
             f"(a different setting and feature space: compare the shapes of the curves, not the numbers)."]
 
 
-def write_table(root: str | Path, out_dir: str | Path | None = None, reference: str | Path | None = None) -> list[dict[str, Any]]:
+def choose_columns(names: str | None, columns: list[tuple]) -> list[tuple]:
+    """`--columns "FID,MACs"`: those columns in that order (an unknown name is refused with the choices)."""
+    if not names:
+        return columns
+    by_name = {c[0]: c for c in columns}
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        raise SystemExit(f"prunegen-table --columns: no column {unknown}; the columns: {', '.join(by_name)}")
+    return [by_name[n] for n in wanted]
+
+
+def write_table(root: str | Path, out_dir: str | Path | None = None, reference: str | Path | None = None,
+                columns: list[tuple] | None = None) -> list[dict[str, Any]]:
     """Aggregate `root` and write table.md/.csv/.tex, fid_vs_macs.png and fid_vs_remaining.png into `out_dir`
-    (default: root)."""
-    rows, columns, ref = table_rows(root, reference)
+    (default: root); `columns`: the ones to show (default: all)."""
+    rows, all_columns, ref = table_rows(root, reference)
+    columns = columns or all_columns
     out = Path(out_dir or root)
     out.mkdir(parents=True, exist_ok=True)
     notes = reference_note(ref)
@@ -89,10 +103,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("root", help="a run or multirun folder holding metrics.json files")
     parser.add_argument("--out", default=None, help="where to write the table files (default: root)")
     parser.add_argument("--reference", default=None, help="a reference file (YAML/JSON) whose numbers get a column and a curve")
+    parser.add_argument("--columns", default=None, help="the columns to show, in this order, comma-separated "
+                        f"(of: {', '.join(c[0] for c in COLUMNS)})")
     args = parser.parse_args(_hydra_style(sys.argv[1:] if argv is None else argv))
-    rows = write_table(args.root, args.out, args.reference)
-    ref = load_reference(args.reference) if args.reference else None
-    print_table(rows, columns_with(ref))
+    chosen = choose_columns(args.columns, columns_with(load_reference(args.reference) if args.reference else None))
+    rows = write_table(args.root, args.out, args.reference, chosen)
+    print_table(rows, chosen)
     print(f"wrote {Path(args.out or args.root) / 'table.md'} (.csv, .tex), fid_vs_macs.png and fid_vs_remaining.png")
 
 

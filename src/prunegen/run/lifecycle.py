@@ -40,6 +40,7 @@ NOT_IDENTITY = (
     "optimized_metric",
     "hydra",
     "callbacks.model_checkpoint",  # how many checkpoints are kept, and how they are written
+    "label",  # the run's name in tables
 )
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
@@ -78,7 +79,8 @@ def identity_diff(stored: Any, current: Any) -> list[str]:
 # distillation's timing as an interpolation into the pruning group (now null: the pruning schedule's first
 # round), and structured pruning's threshold keys at the values the callback takes when they are absent.
 EARLIER_SPELLINGS: dict[str, dict[Any, Any]] = {"distill.snapshot_epoch": {"${oc.select:pruning.start_epoch,0}": None}}
-ABSENT_MEANS = {"pruning.amount": "sparsity", "pruning.alpha": 1.0, "pruning.reference": "mean", "pruning.max_sparsity": None,
+ABSENT_MEANS = {"label": None,
+                "pruning.amount": "sparsity", "pruning.alpha": 1.0, "pruning.reference": "mean", "pruning.max_sparsity": None,
                 "metrics.min_extractor_accuracy": 0.8, "metrics.min_extractor_images": 50,
                 "export.quantize": "none", "export.int8_activations": True, "export.int8_tolerance": 0.03,
                 "export.int8_form": "auto", "export.calibration.method": "minmax", "export.calibration.samples": 512}
