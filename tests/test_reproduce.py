@@ -265,3 +265,17 @@ def test_a_rerun_redraws_the_tables_figure(lth):
     with pytest.raises(SystemExit) as done:
         main(["lth", "--data-dir", str(lth / "results"), "--doc", str(lth / "results.md"), "--runs", str(lth / "runs")])
     assert done.value.code == 0 and (lth / "lth.png").stat().st_size > 0
+
+
+def test_render_from_any_folder_leaves_committed_files_byte_identical(tmp_path, monkeypatch, capsys):
+    from prunegen.reporting.reproduce import REPO, main
+
+    before = {p: p.read_bytes() for p in (REPO / "README.md", REPO / "docs" / "results.md")}
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main(["make_run", "--render"])
+    assert done.value.code == 0 and "unchanged" in capsys.readouterr().out
+    assert all(p.read_bytes() == b for p, b in before.items())
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "tables: frontier_digits, gan_lth_digits, make_run" in capsys.readouterr().out

@@ -245,7 +245,8 @@ def test_table_md_shows_each_runs_sample_grid_as_an_image(tmp_path):
 
 
 def test_paper_ready_labels_fewer_macs_precision_and_chosen_columns(tmp_path, capsys):
-    from prunegen.reporting.table import main as table_main, table_rows
+    from prunegen.reporting.table import main as table_main
+    from prunegen.reporting.table import table_rows
 
     _run(tmp_path, "dense", 0, ["experiment=dense_digits"], 1.0, 4000, pruned=False, teacher=False,
          config={"task_name": "train", "seed": 0, "label": "dense DCGAN"})

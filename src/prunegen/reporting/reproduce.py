@@ -14,6 +14,7 @@ import argparse
 import copy
 import fnmatch
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from prunegen.reporting.aggregate import identity, labels, seed_mean
 from prunegen.reporting.results import block, load_data, markers, moved_cells, render, replace_block
 from prunegen.reporting.runs import load_runs
 
+REPO = Path(__file__).resolve().parents[3]  # the checkout (an editable install): where the tables live
 DATA_DIR = Path("docs/results")
 DOCS = (Path("docs/results.md"), Path("README.md"))  # the Markdown files whose table blocks are rewritten
 
@@ -153,8 +155,13 @@ def reproduce(name: str, check: bool, runs: str | None, render_only: bool, docs:
     return 0
 
 
+def table_names() -> list[str]:
+    return sorted(p.stem for p in (REPO / DATA_DIR).glob("*.json"))
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=f"tables: {', '.join(table_names()) or '(none found)'}")
     parser.add_argument("names", nargs="*", help="tables to reproduce (docs/results/NAME.json)")
     parser.add_argument("--all", action="store_true", help="every docs/results/*.json")
     parser.add_argument("--check", action="store_true", help="report cells that moved beyond the seed spread; write nothing")
@@ -164,8 +171,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="a Markdown file with table blocks; repeatable (default: docs/results.md and README.md)")
     parser.add_argument("--data-dir", default=str(DATA_DIR))
     args = parser.parse_args(argv)
-    data_dir = Path(args.data_dir)
-    docs = [Path(d) for d in args.doc] if args.doc else list(DOCS)
+    data_dir = Path(args.data_dir).resolve()
+    docs = [Path(d).resolve() for d in args.doc] if args.doc else None
+    runs = str(Path(args.runs).resolve()) if args.runs else None
+    if not Path(DATA_DIR).is_dir() and (REPO / DATA_DIR).is_dir():  # from any folder: the commands and the
+        os.chdir(REPO)  # sweep folders of the data files are relative to the checkout
+        data_dir = REPO / DATA_DIR if args.data_dir == str(DATA_DIR) else data_dir
+    docs = docs or [d.resolve() for d in DOCS]
     names = args.names
     if args.all:  # the tables some file has a place for (a table not yet placed is named, not run)
         text = "".join(doc.read_text() for doc in docs)
@@ -178,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("name a table (docs/results/NAME.json) or pass --all")
     if args.runs and len(names) > 1:
         parser.error("--runs reads one sweep: name one table")
-    codes = [reproduce(n, args.check, args.runs, args.render, docs, data_dir) for n in names]
+    codes = [reproduce(n, args.check, runs, args.render, docs, data_dir) for n in names]
     sys.exit(max(codes))
 
 

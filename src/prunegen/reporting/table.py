@@ -107,9 +107,14 @@ def main(argv: list[str] | None = None) -> None:
                         f"(of: {', '.join(c[0] for c in COLUMNS)})")
     args = parser.parse_args(_hydra_style(sys.argv[1:] if argv is None else argv))
     chosen = choose_columns(args.columns, columns_with(load_reference(args.reference) if args.reference else None))
+    out = Path(args.out or args.root)
+    plots = [out / "fid_vs_macs.png", out / "fid_vs_remaining.png"]
+    for old in plots:  # a plot with nothing to draw is not written: never claim a stale one
+        old.unlink(missing_ok=True)
     rows = write_table(args.root, args.out, args.reference, chosen)
     print_table(rows, chosen)
-    print(f"wrote {Path(args.out or args.root) / 'table.md'} (.csv, .tex), fid_vs_macs.png and fid_vs_remaining.png")
+    drawn = [p.name for p in plots if p.exists()]
+    print(f"wrote {out / 'table.md'} (.csv, .tex)" + (f", {' and '.join(drawn)}" if drawn else "; no plot (nothing completed to draw)"))
 
 
 def compress_rows(record: dict[str, Any]) -> list[list[str]]:
