@@ -14,7 +14,8 @@ from prunegen.deploy.compact import load_compact, save_compact
 from prunegen.generator import Decoder, Generator, build_from_spec, check_generator, example_inputs, generator_spec, sample_generator
 from prunegen.models.networks import ResNetGenerator
 
-MODELS = sorted(p.stem for p in Path(CONFIG_DIR, "model").glob("*.yaml"))
+# the GAN and VAE families; the diffusion family (model=ddpm: a UNet sampled from noise) has tests/test_diffusion.py
+MODELS = sorted(p.stem for p in Path(CONFIG_DIR, "model").glob("*.yaml") if p.stem != "ddpm")
 VARIANTS = [(f"model={m}",) for m in MODELS] + [
     ("model=vae", "model/generator=resnet"),  # a ResNet VAE decoder
     ("model=cgan", "model/generator=resnet", "model/discriminator=resnet"),  # a conditional ResNet GAN

@@ -1,0 +1,63 @@
+"""A diffusion generator behind the generator protocol: a diffusers `UNet2DModel` that predicts the noise
+eps(x_t, t), sampled with DDIM (eta 0: deterministic given the initial noise). The latent z is that noise,
+x_T, flattened (`latent_dim` = C * H * W), so the metrics, grids and dense-vs-compact pictures draw
+diffusion samples from fixed latents like any other generator's."""
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class UNetGenerator(nn.Module):
+    """eps-prediction UNet (`unet`, a diffusers UNet2DModel built from widths, layers per block, attention,
+    GroupNorm groups) + DDIM sampling with `sampler_steps` steps over a `train_timesteps` linear schedule."""
+
+    def __init__(self, image_size: int = 16, channels: int = 1, widths: list[int] | tuple[int, ...] = (32, 64),
+                 layers_per_block: int = 1, attention: bool = False, norm_num_groups: int = 8,
+                 sampler_steps: int = 50, train_timesteps: int = 1000, num_classes: int = 0) -> None:
+        super().__init__()
+        from diffusers import UNet2DModel
+
+        if num_classes:
+            raise ValueError("model.generator.num_classes: the diffusion family is unconditional here (0)")
+        if sampler_steps < 1 or sampler_steps > train_timesteps:
+            raise ValueError(f"model.generator.sampler_steps must be in [1, {train_timesteps}], got {sampler_steps}")
+        if any(w % norm_num_groups for w in widths):
+            raise ValueError(f"model.generator.widths {list(widths)} must be multiples of norm_num_groups={norm_num_groups}")
+        down = ["DownBlock2D"] * len(widths)
+        up = ["UpBlock2D"] * len(widths)
+        if attention:  # self-attention at the lowest resolution, as DDPM's 16x16 attention
+            down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+        self.unet = UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels,
+                                block_out_channels=tuple(widths), layers_per_block=layers_per_block,
+                                down_block_types=tuple(down), up_block_types=tuple(up), norm_num_groups=norm_num_groups)
+        self.image_size, self.channels, self.widths = image_size, channels, list(widths)
+        self.layers_per_block, self.attention, self.norm_num_groups = layers_per_block, attention, norm_num_groups
+        self.sampler_steps, self.train_timesteps = sampler_steps, train_timesteps
+        self.latent_dim, self.num_classes = channels * image_size * image_size, 0
+
+    def scheduler(self, kind: str = "ddim"):
+        """diffusers' DDPMScheduler (training: add_noise) or DDIMScheduler (sampling) of this schedule."""
+        from diffusers import DDIMScheduler, DDPMScheduler
+
+        cls = DDIMScheduler if kind == "ddim" else DDPMScheduler
+        return cls(num_train_timesteps=self.train_timesteps, beta_schedule="linear", clip_sample=True)
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """The predicted noise of x_t at timestep(s) t."""
+        return self.unet(x_t, t).sample
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """DDIM from x_T = z (B, latent_dim) to images (B, C, S, S) in [-1, 1]."""
+        sampler = self.scheduler("ddim")
+        sampler.set_timesteps(self.sampler_steps)
+        x = z.view(-1, self.channels, self.image_size, self.image_size)
+        for t in sampler.timesteps:
+            x = sampler.step(self.eps(x, t), t, x, eta=0.0).prev_sample
+        return x.clamp(-1, 1)
+
+    def spec(self) -> dict[str, Any]:
+        return dict(image_size=self.image_size, channels=self.channels, widths=list(self.widths),
+                    layers_per_block=self.layers_per_block, attention=self.attention, norm_num_groups=self.norm_num_groups,
+                    sampler_steps=self.sampler_steps, train_timesteps=self.train_timesteps)
