@@ -46,3 +46,13 @@ def test_tiny_ddpm_trains_samples_and_is_scored(make_cfg, tmp_path):
     loss = model.denoising_loss(torch.zeros(2, 1, 16, 16), t, noise=torch.ones(2, 1, 16, 16))
     assert loss.ndim == 0 and loss > 0
     assert (tmp_path / "run" / "samples.png").exists()
+
+
+def test_unstructured_pruning_masks_the_unet(make_cfg, tmp_path):
+    cfg = make_cfg(*TINY_DDPM, "pruning=unstructured", "pruning.criterion=magnitude", "pruning.start_epoch=0",
+                   "pruning.end_epoch=0", "pruning.final_sparsity=0.5", "metrics.num_samples=10", tiny=False)
+    record, objects = train(cfg)
+    assert record["status"] == "completed"
+    assert abs(record["pruning"]["achieved_sparsity"] - 0.5) < 0.05
+    masks = [m for m in objects["model"].generator.unet.modules() if hasattr(m, "weight_mask")]
+    assert masks and all(0.3 < 1 - m.weight_mask.mean().item() < 0.7 for m in masks)  # per layer, on the UNet's convs
