@@ -8,6 +8,10 @@ the discriminator policy `d_policy`. The student gets, on shared latents, an out
 feature-matching loss at every activation (masked widths equal the teacher's, so no adapters) and,
 with a discriminator, optionally a discriminator-feature loss. Logged under `distill/`.
 
+A diffusion model is distilled step by step, not image by image: `DenoisingDistiller` pulls the student
+UNet's predicted noise toward the teacher's on the same (x_t, t) — x_t made from the same images, noise and
+timesteps — beside the denoising loss (weight `denoising_weight`; 1 keeps Diff-Pruning's own objective).
+
 The teacher is a frozen copy of the dense generator: loaded from `teacher_ckpt`, or snapshotted from
 the model after the last training batch of `snapshot_epoch` (null: the first round of the pruning
 callback's schedule, read from the trainer's callbacks, so no config interpolates another group's keys).
@@ -92,9 +96,13 @@ class Distiller(GeneratorLossTerm):
         with running_batchnorm(generator, self.student_bn == "frozen"), features:
             yield
 
+    def target(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The teacher's output the student's is compared with."""
+        return self.teacher(z, labels)
+
     def __call__(self, z: torch.Tensor, labels: torch.Tensor | None, fake: torch.Tensor) -> tuple[torch.Tensor, dict]:
         with torch.no_grad(), capture(self.teacher, []) if self.feature_weight else nullcontext([]) as t_feats:
-            target = self.teacher(z, labels)
+            target = self.target(z, labels)
         logs = {"distill/output": self.output_fn(fake, target)}
         loss = self.output_weight * logs["distill/output"]
         if self.feature_weight:
@@ -107,9 +115,23 @@ class Distiller(GeneratorLossTerm):
     def loss(self, student: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """(distillation loss, student output, logs) of `student` on (z, labels), outside a training step."""
         with self.watch(student):
-            out = student(z, labels)
+            out = self.student_output(student, z, labels)
         loss, logs = self(z, labels, out)
         return loss, out, logs
+
+    def student_output(self, student: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return student(z, labels)
+
+
+class DenoisingDistiller(Distiller):
+    """Distillation of a diffusion UNet: called with (x_t, t, student's eps), it compares the student's
+    predicted noise with the teacher's `eps(x_t, t)` (and, with `feature_weight`, their activations)."""
+
+    def target(self, x_t: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
+        return self.teacher.eps(x_t, t)
+
+    def student_output(self, student: nn.Module, x_t: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
+        return student.eps(x_t, t)
 
 
 class DiscriminatorFeatures(GeneratorLossTerm):
@@ -152,6 +174,7 @@ class DistillationCallback(Callback):
         feature_weight: float = 0.0,
         adversarial_weight: float = 0.0,
         d_feature_weight: float = 0.0,
+        denoising_weight: float = 1.0,
         d_policy: str = "none",
         d_lr_ratio: float = 1.0,
         g_lr: float | None = 1e-3,
@@ -163,9 +186,12 @@ class DistillationCallback(Callback):
             check_choice(f"distill.{key}", value, allowed)
         if d_policy == "none" and (adversarial_weight or d_feature_weight):
             raise ValueError("distill.adversarial_weight / d_feature_weight need a discriminator: set distill.d_policy")
+        if denoising_weight < 0:
+            raise ValueError(f"distill.denoising_weight must be >= 0 (diffusion: the denoising loss's weight), got {denoising_weight}")
         self.teacher_ckpt, self.snapshot_epoch, self.d_lr_ratio, self.g_lr = teacher_ckpt, snapshot_epoch, d_lr_ratio, g_lr
         self.lr_schedule, self.d_policy = lr_schedule, d_policy
         self.adversarial_weight, self.d_feature_weight = adversarial_weight, d_feature_weight
+        self.denoising_weight = denoising_weight
         self.term_settings = dict(output_weight=output_weight, output_loss=output_loss, feature_weight=feature_weight,
                                   student_bn=student_bn)
         self.teacher: nn.Module | None = None
@@ -228,10 +254,12 @@ class DistillationCallback(Callback):
         """The terms and what else the student is trained against (settings only: safe to repeat on resume)."""
         self.teacher.to(pl_module.device)
         self._detach(pl_module)
-        pl_module.add_generator_loss(Distiller(self.teacher, **self.term_settings))
+        diffusion = getattr(pl_module, "family", None) == "diffusion"
+        pl_module.add_generator_loss((DenoisingDistiller if diffusion else Distiller)(self.teacher, **self.term_settings))
         if self.d_feature_weight:
             pl_module.add_generator_loss(DiscriminatorFeatures(self.teacher, pl_module.discriminator, self.d_feature_weight))
-        pl_module.set_base_loss_weight(self.adversarial_weight)  # a VAE's ELBO is off: its encoder stays as it was
+        # a VAE's ELBO is off (its encoder stays as it was); a DDPM keeps its denoising loss beside the term
+        pl_module.set_base_loss_weight(self.denoising_weight if diffusion else self.adversarial_weight)
         if hasattr(pl_module, "discriminator"):
             policy = {"reset": "train"}.get(self.d_policy, self.d_policy)
             pl_module.set_discriminator_policy(policy, n_critic=1)  # the student is stepped every batch
@@ -264,7 +292,8 @@ class DistillationCallback(Callback):
             source = f"checkpoint {self.teacher_ckpt}" if self.teacher_ckpt else f"snapshot after epoch {self.started_epoch - 1}"
         return {"distill": {"teacher": source, "started_epoch": self.started_epoch,
                             **self.term_settings, "adversarial_weight": self.adversarial_weight,
-                            "d_feature_weight": self.d_feature_weight, "d_policy": self.d_policy,
+                            "d_feature_weight": self.d_feature_weight, "denoising_weight": self.denoising_weight,
+                            "d_policy": self.d_policy,
                             "d_lr_ratio": self.d_lr_ratio, "g_lr": self.g_lr, "lr_schedule": self.lr_schedule}}
 
     def state_dict(self) -> dict[str, Any]:

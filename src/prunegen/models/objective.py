@@ -5,7 +5,8 @@ Every family (GAN, VAE) keeps its own training step and exposes, through `Genera
 - `add_generator_loss(term)` / `remove_generator_loss(name)`: a `GeneratorLossTerm` is called in the
   training step with (z, labels, fake), `fake` being the generator's output on (z, labels) with grad,
   and returns (loss, logs); `weight * loss` is added to what the generator minimises. Distillation is
-  one such term (`prunegen.distill`).
+  one such term (`prunegen.distill`). The diffusion family calls its terms with (x_t, t, eps): noisy
+  images, their timesteps and the UNet's predicted noise.
 - `set_base_loss_weight(w)`: the weight of the family's own loss (a GAN's adversarial G loss, a VAE's
   negative ELBO); 0 trains the generator on the added terms alone (a VAE's encoder is then untouched).
 - `reset_generator_optimizer(lr, decay_steps)`: a new objective starts from fresh Adam moments at its own
@@ -116,12 +117,13 @@ class GeneratorObjective:
     def _generator_optimization(self) -> tuple[torch.optim.Optimizer, GeneratorLR]:
         raise NotImplementedError
 
-    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The generator's forward of the generator step, inside every term's `watch`."""
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None, forward: Callable | None = None) -> torch.Tensor:
+        """The generator's forward of the generator step (or `forward`, e.g. a UNet's eps(x_t, t)), inside
+        every term's `watch`."""
         with ExitStack() as stack:
             for term in self._terms.values():
                 stack.enter_context(term.watch(self.generator))
-            return self.generator(z, labels)
+            return (forward or self.generator)(z, labels)
 
     def _add_terms(self, total: torch.Tensor | None, z: torch.Tensor, labels: torch.Tensor | None, fake: torch.Tensor,
                    logs: dict[str, torch.Tensor]) -> torch.Tensor | None:
