@@ -5,7 +5,7 @@ import torch
 from hydra.utils import instantiate
 
 from prunegen.deploy.compact import load_compact, save_compact
-from prunegen.generator import build_from_spec, generator_spec, sample_generator
+from prunegen.generator import build_from_spec, generator_spec, max_abs_diff, sample_generator
 from prunegen.train import train
 
 TINY_DDPM = ["model=ddpm", "model.generator.widths=[8,16]", "model.generator.norm_num_groups=4",
@@ -61,8 +61,6 @@ def test_unstructured_pruning_masks_the_unet(make_cfg, tmp_path):
 TINY_COMPRESS = [*TINY_DDPM, "experiment=compress_ddpm_digits", "data.image_size=16", "data.batch_size=16",
                  "trainer.limit_train_batches=2", "metrics.num_samples=16", "metrics.batch_size=16",
                  "callbacks.sample_grid=null", "pruning.start_epoch=0", "pruning.end_epoch=0",
-                 # structured pruning of UNets is issue 19 item 3 (pruning/): until it lands, unstructured masks
-                 "pruning=unstructured", "pruning.final_sparsity=0.5",
                  "export.batch_size=2", "export.repeats=1"]
 TINY_COMPRESS_NO_EXPORT = [o for o in TINY_COMPRESS if not o.startswith("export.")] + ["export=none"]
 
@@ -98,9 +96,16 @@ def test_compress_ddpm_pipeline_end_to_end(make_cfg, tmp_path):
     model, teacher = objects["model"], objects["distill"].teacher
     assert model.base_loss_weight == 1.0 and all(not p.requires_grad for p in teacher.parameters())
     assert {"fid", "class_coverage"} <= set(record["dense_metrics"]) and record["metrics"]["fid"] > 0
-    assert record["export"]["max_abs_diff"] <= 1e-5
+    (round_,) = record["pruning"]["rounds"]  # experiment=compress_ddpm_digits: structured, diff_pruning
+    assert record["pruning"]["criterion"] == "diff_pruning" and round_["timesteps"] >= 1 and round_["batch"] == 16
+    export = record["export"]
+    assert export["max_abs_diff"] <= 1e-5 and export["compact"]["sampler_steps"] == 3
+    assert export["compact"]["macs"] == 3 * export["compact"]["macs_per_step"]
+    assert export["dense"]["macs_per_step"] / export["compact"]["macs_per_step"] > 3  # half the channels of most convs
     for name in ("metrics.json", "export.json", "generator_compact.pt"):
         assert (tmp_path / "run" / name).exists(), name
+    small = load_compact(tmp_path / "run" / "generator_compact.pt")  # weights_only, rebuilt from its shapes
+    assert max_abs_diff(model.generator, small) <= 1e-5
 
 
 def test_training_step_adds_the_distillation_term_on_its_own_noisy_images(make_cfg):

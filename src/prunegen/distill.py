@@ -36,7 +36,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from prunegen.choices import check_choice
-from prunegen.masks import unmasked_copy
+from prunegen.masks import forget_alive_channels, unmasked_copy
 from prunegen.models.objective import GeneratorLossTerm
 
 D_POLICIES = ("none", "train", "freeze", "reset")
@@ -279,6 +279,7 @@ class DistillationCallback(Callback):
         """Rebuild the teacher a checkpoint carried (after `load_state_dict`) in the shape of the model's generator."""
         if self._pending is not None:
             self.teacher = unmasked_copy(pl_module.generator)
+            forget_alive_channels(self.teacher)  # the student's masks are not the teacher's (it was taken dense)
             self.teacher.load_state_dict(self._pending)
             self.teacher = frozen(self.teacher).to(pl_module.device)
             self._pending = None

@@ -5,6 +5,7 @@ Imports nothing of prunegen but `choices` (the foundation's one argument check).
 """
 
 import importlib
+from collections.abc import Callable
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
@@ -122,26 +123,49 @@ class GeneratorSampler(Sampling):
         self.generator = generator
 
 
+def is_iterative(generator: nn.Module) -> bool:
+    """A generator that samples by repeating one step of its network (a diffusion UNet): it offers
+    `step(*inputs)` and `step_inputs(n, rng)`, a fixed batch of that step's inputs (x_t, t)."""
+    return hasattr(generator, "step_inputs")
+
+
 @torch.no_grad()
-def count_macs(generator: Generator) -> int:
-    """MACs to generate one image, from PyTorch's FlopCounterMode (FLOPs / 2; Torch-Pruning's counter
-    over-counts ConvTranspose2d ~4x)."""
-    z, labels = example_inputs(generator, 1, latents="zeros", labels="zeros")
+def _count_macs(generator: nn.Module, run: Callable[[], Any]) -> int:
     was_training = generator.training
     generator.eval()
     try:
         with FlopCounterMode(display=False) as counter:
-            generator(z, labels)
+            run()
     finally:
         generator.train(was_training)
     return counter.get_total_flops() // 2
 
 
+def count_macs(generator: Generator) -> int:
+    """MACs to generate one image, from PyTorch's FlopCounterMode (FLOPs / 2; Torch-Pruning's counter
+    over-counts ConvTranspose2d ~4x). An iterative generator's image is all its sampler steps."""
+    z, labels = example_inputs(generator, 1, latents="zeros", labels="zeros")
+    return _count_macs(generator, lambda: generator(z, labels))
+
+
+def count_step_macs(generator: Generator) -> int | None:
+    """MACs of one step of an iterative generator's network (one denoising step); None for a one-pass one."""
+    if not is_iterative(generator):
+        return None
+    inputs = generator.step_inputs(1)
+    return _count_macs(generator, lambda: generator.step(*inputs))
+
+
 @torch.no_grad()
 def max_abs_diff(a: nn.Module, b: nn.Module, n: int = 64, seed: int = 0) -> float:
-    """Largest output difference of two generators on the same fixed latents (eval mode)."""
-    z, labels = example_inputs(a, n, rng=torch.Generator().manual_seed(seed), device="cpu")
+    """Largest output difference of two generators on the same fixed latents (eval mode); of one step of
+    their network on the same fixed (x_t, t) when they sample iteratively."""
+    rng = torch.Generator().manual_seed(seed)
     a.eval(), b.eval()
+    if is_iterative(a):
+        inputs = a.step_inputs(n, rng)
+        return (a.step(*inputs) - b.step(*inputs)).abs().max().item()
+    z, labels = example_inputs(a, n, rng=rng, device="cpu")
     return (a(z, labels) - b(z, labels)).abs().max().item()
 
 

@@ -1,13 +1,49 @@
-"""Masks live in the module's state through torch.nn.utils.prune (`<name>_orig` + `<name>_mask`)."""
+"""Masks live in the module's state through torch.nn.utils.prune (`<name>_orig` + `<name>_mask`).
+
+A masked GroupNorm normalises its alive channels only, in its `num_groups` groups (masked channels give 0):
+what the compact layer computes once the masked channels are removed (Torch-Pruning keeps the group count).
+"""
 
 import copy
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)  # per-channel scale and shift (weight, bias: dim 0)
+
+
+def _group_norm_alive(module: nn.GroupNorm, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+    """Forward hook of a masked GroupNorm: its output recomputed over the alive channels only."""
+    mask = getattr(module, "weight_mask", None)
+    mask = module.__dict__.get("alive_mask") if mask is None else mask
+    if mask is None or bool(mask.all()):
+        return None
+    alive = mask.nonzero().flatten()
+    if len(alive) % module.num_groups:
+        raise ValueError(f"a masked GroupNorm keeps {len(alive)} channels, not a multiple of its {module.num_groups} groups")
+    if not len(alive):
+        return torch.zeros_like(output)
+    y = F.group_norm(inputs[0].index_select(1, alive), module.num_groups, module.weight.index_select(0, alive),
+                     module.bias.index_select(0, alive), module.eps)
+    return torch.zeros_like(output).index_copy(1, alive, y)
+
+
+def share_alive_channels(module: nn.Module, mask: torch.Tensor) -> None:
+    """A plain GroupNorm that mirrors a masked one (its EMA copy) normalises the same alive channels; `mask` is
+    kept as a plain attribute (not state), set again whenever the masks change."""
+    if isinstance(module, nn.GroupNorm):
+        module.__dict__["alive_mask"] = mask
+        _watch(module)
+
+
+def _watch(module: nn.Module) -> None:
+    """Install the alive-channel GroupNorm once on a GroupNorm that gets a mask (idempotent)."""
+    if isinstance(module, nn.GroupNorm) and _group_norm_alive not in module._forward_hooks.values():
+        module.register_forward_hook(_group_norm_alive)
 
 
 def is_masked(module: nn.Module, name: str = "weight") -> bool:
@@ -55,6 +91,7 @@ def set_mask(module: nn.Module, name: str, mask: torch.Tensor) -> None:
         setattr(module, name, effective_weight(module, name))
     else:
         prune.custom_from_mask(module, name, mask.to(getattr(module, name)))
+    _watch(module)
 
 
 def restore_masks(root: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
@@ -66,6 +103,7 @@ def restore_masks(root: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
         module, name = root.get_submodule(path), pname[: -len("_mask")]
         if not is_masked(module, name):
             prune.identity(module, name)
+        _watch(module)
 
 
 def remove_masks(root: nn.Module) -> None:
@@ -83,8 +121,17 @@ def unmasked_copy(root: nn.Module) -> nn.Module:
                 name = key[: -len("_mask")]
                 setattr(module, name, effective_weight(module, name))
     plain = copy.deepcopy(root)
+    alive = {m: m.weight_mask.clone() for m in plain.modules() if isinstance(m, nn.GroupNorm) and is_masked(m)}
     remove_masks(plain)
+    for module, mask in alive.items():  # still normalised over the channels the masks left
+        share_alive_channels(module, mask)
     return plain
+
+
+def forget_alive_channels(root: nn.Module) -> None:
+    """Drop what `share_alive_channels` recorded (once the dead channels are physically removed)."""
+    for module in root.modules():
+        module.__dict__.pop("alive_mask", None)
 
 
 def ordered_parameters(root: nn.Module) -> Iterator[nn.Parameter]:

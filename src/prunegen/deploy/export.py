@@ -10,7 +10,7 @@ from prunegen.choices import check_choice
 from prunegen.deploy.compact import file_bytes, save_compact
 from prunegen.deploy.inference import latency_ms, prepare_inference
 from prunegen.deploy.onnx import onnx_record
-from prunegen.generator import count_macs, max_abs_diff
+from prunegen.generator import count_macs, count_step_macs, is_iterative, max_abs_diff
 from prunegen.masks import count_parameters, unmasked_copy
 from prunegen.pruning.compact import compact, generator_paths
 from prunegen.run.checkpoint import load_model
@@ -32,11 +32,11 @@ def _ignored(run_cfg: DictConfig) -> list[str]:
 
 
 def measure(generator: torch.nn.Module) -> dict[str, Any]:
-    return {
-        "params": count_parameters(generator)[0],
-        "macs": count_macs(generator),
-        "file_bytes": file_bytes(generator),
-    }
+    """Params, MACs per image and file size; an iterative generator's MACs per step and its step count too."""
+    record = {"params": count_parameters(generator)[0], "macs": count_macs(generator), "file_bytes": file_bytes(generator)}
+    if is_iterative(generator):
+        record["macs_per_step"], record["sampler_steps"] = count_step_macs(generator), generator.sampler_steps
+    return record
 
 
 def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: str | Path, settings: DictConfig,
@@ -45,6 +45,9 @@ def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: s
     `dense`, write the compact file into `out_dir`; returns the record of export.json (the caller writes it)."""
     check_format(settings)
     check_export(settings)
+    if is_iterative(small) and settings.get("quantize", "none") != "none":
+        raise ValueError("export.quantize: int8 is built for one-pass generators (GANs, VAE decoders), not for a "
+                         "diffusion UNet yet; export it with export.quantize=none")
     masked.eval()
     small.eval()
     diff = max_abs_diff(masked, small)
@@ -54,6 +57,9 @@ def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: s
     fast = [prepare_inference(g, settings.fuse_batchnorm, settings.channels_last) for g in (dense, small)]
     latencies = latency_ms(*fast, batch=settings.batch_size, repeats=settings.repeats)
     record["dense"]["latency_ms"], record["compact"]["latency_ms"] = latencies
+    if is_iterative(small):  # a batch is batch_size images of sampler_steps steps each
+        for key in ("dense", "compact"):
+            record[key]["latency_ms_per_image"] = record[key]["latency_ms"] / settings.batch_size
     record["macs_ratio"] = record["dense"]["macs"] / record["compact"]["macs"]
     record["speedup"] = record["dense"]["latency_ms"] / record["compact"]["latency_ms"]
     record["speedup_per_macs_ratio"] = record["speedup"] / record["macs_ratio"]

@@ -11,7 +11,7 @@ import copy
 import torch
 from torch import nn
 
-from prunegen.masks import effective_weight, module_masks, param_key
+from prunegen.masks import effective_weight, module_masks, param_key, share_alive_channels
 
 
 def make_ema(generator: nn.Module) -> nn.Module:
@@ -28,10 +28,13 @@ def _pairs(ema: nn.Module, generator: nn.Module):
 
 @torch.no_grad()
 def apply_masks(ema: nn.Module, generator: nn.Module) -> None:
-    """Zero the EMA weights that the generator's masks remove."""
+    """Zero the EMA weights that the generator's masks remove (a masked GroupNorm's copy then normalises the
+    same alive channels)."""
     for m_ema, m in _pairs(ema, generator):
         for name, mask in module_masks(m).items():
             m_ema._parameters[name].mul_(mask)
+            if name == "weight":
+                share_alive_channels(m_ema, mask)
 
 
 @torch.no_grad()

@@ -78,6 +78,7 @@ class PruningCallback(Callback):
         self.applied = 0.0  # sparsity after the last round (the target; the outcome when amount=threshold)
         self.layer_report: list[dict[str, Any]] = []
         self.rounds: list[dict[str, Any]] = []  # one row per round: epoch, target, achieved, threshold rows
+        self.collected: dict[str, Any] = {}  # what a round's own gradient collection used (diff_pruning's timesteps)
 
     @property
     def state_key(self) -> str:
@@ -128,7 +129,9 @@ class PruningCallback(Callback):
             self.rewinder.maybe_snapshot(pl_module, self.targets, epoch=epoch + 1)
         if self._due(epoch):
             self.stats.reduce(lambda value: trainer.strategy.reduce(value, reduce_op="sum"))  # DDP: summed over ranks
-            if self.engine.needs_gradients:
+            if "timestep_gradients" in self.importance.needs:
+                self.collected = self._collect_timesteps(trainer, pl_module, epoch)
+            if self.engine.needs_gradients or self.collected:
                 self.stats.check_nonzero(self.criterion, epoch)
             if self.amount == "threshold":
                 for row in self.prune_threshold(pl_module, seed=epoch, epoch=epoch):
@@ -141,6 +144,19 @@ class PruningCallback(Callback):
         pl_module.log("prune/sparsity", self.sparsity(pl_module), on_epoch=True)
         for row in self.layer_report:  # per-layer sparsity beside the total, in every logger
             pl_module.log(f"prune/{row['layer']}", row["sparsity"], on_epoch=True)
+
+    def _collect_timesteps(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> dict[str, Any]:
+        """Diff-Pruning's gradients over timesteps, on one batch of training images chosen by the epoch."""
+        from prunegen.pruning import diff_pruning
+
+        loader = trainer.train_dataloader
+        size = self.importance.batch_size or getattr(loader, "batch_size", None) or 64
+        images = diff_pruning.training_batch(loader.dataset, size, seed=epoch).to(pl_module.device)
+        info = diff_pruning.collect(pl_module, images, self.stats, self.engine.layers(pl_module), self.importance.threshold, seed=epoch)
+        stop = (f"stopped at loss {info['stop_loss']:.4g} < {info['timestep_threshold']} x max {info['max_loss']:.4g}"
+                if info["stopped"] else f"the loss never fell below {info['timestep_threshold']} x its max")
+        rank_zero_info(f"diff_pruning: gradients summed over timesteps 0..{info['timesteps'] - 1} on {size} training images ({stop})")
+        return info
 
     def _due(self, epoch: int) -> bool:
         if not self.schedule.is_round(epoch):
@@ -168,7 +184,8 @@ class PruningCallback(Callback):
 
     def _finish_round(self, pl_module: L.LightningModule, epoch: int | None, info: dict[str, Any], what: str) -> None:
         self.layer_report = self.report(pl_module)
-        self.rounds.append({"epoch": epoch, **info, "achieved_sparsity": self.sparsity(pl_module)})
+        self.rounds.append({"epoch": epoch, **info, **self.collected, "achieved_sparsity": self.sparsity(pl_module)})
+        self.collected = {}
         lines = [f"  {r['layer']:<32} {r['nonzero']:>9,}/{r['weights']:<9,} sparsity {r['sparsity']:.3f}"
                  + (f"  channels {r['channels_kept']}/{r['channels']}" if "channels" in r else "") for r in self.layer_report]
         rank_zero_info(f"pruning round: {what} ({self.method}, {self.criterion}): sparsity "

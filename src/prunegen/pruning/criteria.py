@@ -2,7 +2,8 @@
 
 Higher scores are kept. Each criterion declares what it `needs`: `weights` (read from the module),
 `gradients` (the callback then accumulates, over a round's epoch, `grad_sq` = sum of (dL/dw)^2 and
-`grad_w` = sum of w * dL/dw and passes them in `stats`) or `bn_scales` (it scores BatchNorm weights:
+`grad_w` = sum of w * dL/dw and passes them in `stats`), `timestep_gradients` (the same sums, collected at the
+round over a diffusion model's timesteps: `diff_pruning.py`) or `bn_scales` (it scores BatchNorm weights:
 channel groups only). Criteria hold no state. `pruning.criterion=NAME` picks one by its `name`;
 a `_target_` node builds any other `Criterion`.
 """
@@ -13,7 +14,7 @@ from torch import nn
 from prunegen.choices import check_choice
 from prunegen.masks import effective_weight
 
-NEEDS = ("weights", "gradients", "bn_scales")
+NEEDS = ("weights", "gradients", "timestep_gradients", "bn_scales")
 
 
 class Criterion:
@@ -67,6 +68,22 @@ class Taylor(Criterion):
         return stats["grad_w"].abs()
 
 
+class DiffPruning(Criterion):
+    """Diff-Pruning's Taylor importance |sum w * dL/dw| over the timesteps its rule selects (`diff_pruning.py`):
+    the callback collects `grad_w` at the round from one batch of `batch_size` training images (None: the
+    training batch size), stopping once the denoising loss falls below `threshold` x its maximum."""
+
+    name, needs = "diff_pruning", frozenset({"weights", "timestep_gradients"})
+
+    def __init__(self, threshold: float = 0.05, batch_size: int | None = None) -> None:
+        if not 0 < threshold < 1:
+            raise ValueError(f"pruning.criterion.threshold must be in (0, 1) (Diff-Pruning's default 0.05), got {threshold}")
+        self.threshold, self.batch_size = threshold, batch_size
+
+    def __call__(self, module: nn.Module, name: str, stats: dict) -> torch.Tensor:
+        return stats["grad_w"].abs()
+
+
 class BNScale(Criterion):
     """|gamma| of a BatchNorm (network slimming, Liu et al. 2017); channel groups only."""
 
@@ -76,7 +93,7 @@ class BNScale(Criterion):
         return effective_weight(module, name).detach().abs()
 
 
-BY_NAME = {c.name: c for c in (Magnitude(1), Magnitude(2), Random(), Gradient(), Taylor(), BNScale())}
+BY_NAME = {c.name: c for c in (Magnitude(1), Magnitude(2), Random(), Gradient(), Taylor(), DiffPruning(), BNScale())}
 
 
 def resolve(criterion: "str | Criterion") -> Criterion:

@@ -48,6 +48,34 @@ class UNetGenerator(nn.Module):
         """The predicted noise of x_t at timestep(s) t."""
         return self.unet(x_t, t).sample
 
+    # An iterative generator offers one step of its network: pruning traces it, MACs and the compact-vs-masked
+    # check are measured on it, ONNX exports it.
+    step = eps
+
+    def step_inputs(self, n: int = 2, rng: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed batch (x_t, t) for `step`: x_t ~ N(0, I) from `rng` (zeros without one: tracing and MAC counting
+        draw nothing from the global RNG, which a resumed run must find as it was), timesteps spread over the
+        schedule; on the network's device."""
+        device = next(self.parameters()).device
+        shape = (n, self.channels, self.image_size, self.image_size)
+        x_t = (torch.zeros(shape) if rng is None else torch.randn(shape, generator=rng)).to(device)
+        return x_t, torch.linspace(0, self.train_timesteps - 1, n).long().to(device)
+
+    def fixed_channels(self) -> list[str]:
+        """Layers whose output channels structured pruning keeps: attention's query/key/value projections (their
+        heads stay whole; the residual channels they read and write are pruned with the rest)."""
+        return [n for n, _ in self.named_modules() if n.endswith((".to_q", ".to_k", ".to_v"))]
+
+    def compacted(self) -> None:
+        """After channels were physically removed: the channel counts diffusers' resampling blocks keep (and
+        check in forward) follow their convolutions."""
+        from diffusers.models.downsampling import Downsample2D
+        from diffusers.models.upsampling import Upsample2D
+
+        for m in self.modules():
+            if isinstance(m, (Downsample2D, Upsample2D)) and getattr(m, "conv", None) is not None:
+                m.channels, m.out_channels = m.conv.in_channels, m.conv.out_channels
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """DDIM from x_T = z (B, latent_dim) to images (B, C, S, S) in [-1, 1]."""
         sampler = self.scheduler("ddim")
