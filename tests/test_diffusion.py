@@ -1,6 +1,7 @@
 """The diffusion family: a tiny DDPM (diffusers UNet) trains, samples through the generator protocol, is
 scored, and rebuilds from its spec."""
 
+import pytest
 import torch
 from hydra.utils import instantiate
 
@@ -38,6 +39,7 @@ def test_tiny_ddpm_trains_samples_and_is_scored(make_cfg, tmp_path):
     model = objects["model"]
     assert record["status"] == "completed" and record["model"]["family"] == "diffusion"
     assert record["metrics"]["fid"] > 0 and record["metrics"]["num_samples"] == 32
+    assert record["metrics"]["sampler_steps"] == 3 and record["metrics"]["sampling_images_per_s"] > 0
     assert record["generator"]["macs"] > 0  # 3 DDIM steps of the UNet
     after = model.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
@@ -156,3 +158,10 @@ def test_resumed_ddpm_compression_equals_uninterrupted(make_cfg, tmp_path):
     a, b = full["distill"].teacher.state_dict(), resumed["distill"].teacher.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(full["model"].generator.unet.conv_in.weight_orig, runs["part"]["model"].generator.unet.conv_in.weight_orig)
+
+
+def test_int8_export_of_a_unet_is_refused_before_training(make_cfg, tmp_path):
+    cfg = make_cfg(*TINY_COMPRESS, "export.quantize=int8", tiny=False)
+    with pytest.raises(ValueError, match="export.quantize: int8 .* diffusion UNet .* export.quantize=none"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained

@@ -243,3 +243,19 @@ def test_ddp_scores_fewer_batches_than_ranks(ddp_ranks) -> None:
     assert ranks[0] == ranks[1] and ranks[0]["num_samples"] == 20
     for key in ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "class_coverage"):
         assert ranks[0][key] == pytest.approx(single[key], rel=1e-6), key
+
+
+def test_eval_scores_a_ddpm_at_fewer_sampler_steps(make_cfg, tmp_path) -> None:
+    """sampler_steps= on prunegen-eval: fewer DDIM steps scored from the same checkpoint, recorded with the scores."""
+    from test_diffusion import TINY_DDPM
+
+    train(make_cfg(*TINY_DDPM, "metrics.num_samples=10", "metrics.batch_size=10", tiny=False))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    record = evaluate(_eval_cfg(tmp_path, f"ckpt_path={ckpt}", "metrics.num_samples=10", "sampler_steps=1"))
+    assert record["model"]["family"] == "diffusion"
+    assert record["metrics"]["sampler_steps"] == 1 and record["metrics"]["sampling_images_per_s"] > 0
+    gan = make_cfg("trainer.max_epochs=1")
+    gan.paths.output_dir = str(tmp_path / "gan")
+    train(gan)
+    with pytest.raises(ValueError, match="sampler_steps=2: .* not a diffusion model"):
+        evaluate(_eval_cfg(tmp_path, f"ckpt_path={tmp_path / 'gan' / 'checkpoints' / 'last.ckpt'}", "sampler_steps=2"))

@@ -128,3 +128,17 @@ def test_diff_pruning_sums_gradients_until_the_loss_falls_below_threshold_x_max(
         assert expected == 40  # nothing falls below 1e-6 x max: every timestep is summed
     assert all(s["grad_w"].any() for s in stats.sums.values())
     assert all(p.grad is None for p in model.parameters())  # nothing left for the optimizer's next step
+
+
+def test_compact_unet_exports_one_denoising_step_to_onnx(tmp_path):
+    """ONNX holds one step (x_t, t -> eps) of the compact UNet; ONNX Runtime gives PyTorch's eps."""
+    pytest.importorskip("onnxruntime")
+    from prunegen.deploy.onnx import export_onnx, load_onnx, onnx_max_abs_diff
+
+    model, _ = masked_unet()
+    small = compact(model.generator.eval()).eval()
+    path = export_onnx(small, tmp_path / "step.onnx")
+    assert onnx_max_abs_diff(path, small, n=4) < 1e-4
+    session = load_onnx(path, threads=1)
+    x_t, t = session.example(3)
+    assert session.step and tuple(session(x_t, t).shape) == x_t.shape

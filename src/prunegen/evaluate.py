@@ -45,6 +45,13 @@ def score_checkpoint(cfg: DictConfig, spec: ScorerSpec, record: dict[str, Any]) 
 
     model, run_cfg = load_model(cfg.ckpt_path)
     model = model.to(cfg.device)
+    if cfg.get("sampler_steps") is not None:  # fewer sampling steps: a compression axis scored without retraining
+        generators = [g for g in (model.generator, getattr(model, "ema", None)) if hasattr(g, "sampler_steps")]
+        if not generators:
+            raise ValueError(f"sampler_steps={cfg.sampler_steps}: {cfg.ckpt_path} is not a diffusion model (model=ddpm); "
+                             "drop sampler_steps")
+        for g in generators:
+            g.sampler_steps = int(cfg.sampler_steps)
     datamodule = instantiate(cfg.data if cfg.get("data") else run_cfg.data)
     total, nonzero = count_parameters(model.generator)
     record["model"] = {"name": getattr(model, "name", None), "family": getattr(model, "family", None)}

@@ -89,7 +89,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     choices, overrides = hydra_choices()
     check_groups(cfg, choices, overrides)
     check_init_ckpt(cfg)
-    check_export(cfg.get("export"))
+    check_export(cfg.get("export"), cfg.get("model"))
     check_image_folder(cfg.get("data"))  # empty class folders, classes too small for the held-out split
     if cfg.get("metrics") and cfg.metrics.get("cache_dir"):
         check_writable(cfg.metrics.cache_dir, CACHE_SETTING)  # the classifier and real statistics go there

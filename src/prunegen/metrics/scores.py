@@ -4,6 +4,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import time
+
 import numpy as np
 import torch
 import torch_fidelity
@@ -47,6 +49,8 @@ RESULT_KEYS = (
     "resize",
     "num_samples",
     "num_real",
+    "sampler_steps",
+    "sampling_images_per_s",
     "kid_subset_size",
     "max_features",
     "torchmetrics_version",
@@ -155,6 +159,7 @@ class GeneratorScorer:
         self.weights = fingerprint(extractor)  # recorded with every score
         self.device: torch.device | None = None
         self._plan: _Plan | None = None
+        self._sampling: tuple[int | None, float | None] = (None, None)  # (sampler steps, images/s) of the last `score`
 
     def _prepare(self, device: torch.device, num_samples: int, seed: int) -> None:
         if num_samples < max(2, self.is_splits):
@@ -215,6 +220,8 @@ class GeneratorScorer:
             "resize": self.extractor.resize,
             "num_samples": plan.num_samples,
             "num_real": self.real.num,
+            "sampler_steps": self._sampling[0],
+            "sampling_images_per_s": self._sampling[1],
             "kid_subset_size": plan.kid_subset_size,
             "max_features": self.max_features,
             "torchmetrics_version": torchmetrics.__version__,
@@ -240,13 +247,24 @@ class GeneratorScorer:
         rank, world = rank_and_world()
         device = model_device(model)
         self._prepare(device, num_samples, seed)
+        sampled, seconds = 0, 0.0
         for i in range(rank, len(starts), world):
             n = min(batch_size, num_samples - starts[i])
             s = batch_seed(seed, i)
+            start = time.perf_counter()
             with isolated_rng(s, device):  # also for models that draw from the global RNG
                 images = model.sample(n, generator=torch.Generator().manual_seed(s))
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            sampled, seconds = sampled + n, seconds + time.perf_counter() - start
             self._update(images.to(device), torch.arange(starts[i], starts[i] + n))
-        return self._compute()
+        # The cost of the samples themselves (this rank's), beside the scores: fewer sampler steps is a compression axis.
+        steps = getattr(getattr(model, "generator", None), "sampler_steps", None)
+        self._sampling = (steps, round(sampled / seconds, 2) if seconds > 0 else None)
+        try:
+            return self._compute()
+        finally:
+            self._sampling = (None, None)
 
     @torch.no_grad()
     def score_images(

@@ -14,8 +14,9 @@ class UNetGenerator(nn.Module):
     GroupNorm groups) + DDIM sampling with `sampler_steps` steps over a `train_timesteps` linear schedule."""
 
     def __init__(self, image_size: int = 16, channels: int = 1, widths: list[int] | tuple[int, ...] = (32, 64),
-                 layers_per_block: int = 1, attention: bool = False, norm_num_groups: int = 8,
-                 sampler_steps: int = 50, train_timesteps: int = 1000, num_classes: int = 0) -> None:
+                 layers_per_block: int = 1, attention: bool | list[int] = False, norm_num_groups: int = 8,
+                 sampler_steps: int = 50, train_timesteps: int = 1000, num_classes: int = 0,
+                 unet_kwargs: dict[str, Any] | None = None, pretrained: str | None = None) -> None:
         super().__init__()
         from diffusers import UNet2DModel
 
@@ -25,17 +26,42 @@ class UNetGenerator(nn.Module):
             raise ValueError(f"model.generator.sampler_steps must be in [1, {train_timesteps}], got {sampler_steps}")
         if any(w % norm_num_groups for w in widths):
             raise ValueError(f"model.generator.widths {list(widths)} must be multiples of norm_num_groups={norm_num_groups}")
-        down = ["DownBlock2D"] * len(widths)
-        up = ["UpBlock2D"] * len(widths)
-        if attention:  # self-attention at the lowest resolution, as DDPM's 16x16 attention
-            down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+        # attention: true = self-attention at the lowest resolution; a list = at those levels (0: the highest
+        # resolution; DDPM's CIFAR-10 UNet has it at level 1, 16x16)
+        levels = [len(widths) - 1] if attention is True else list(attention or [])
+        if any(not 0 <= i < len(widths) for i in levels):
+            raise ValueError(f"model.generator.attention: levels {levels} outside 0..{len(widths) - 1} (one per width)")
+        down = ["AttnDownBlock2D" if i in levels else "DownBlock2D" for i in range(len(widths))]
+        up = [b.replace("Down", "Up") for b in reversed(down)]
         self.unet = UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels,
                                 block_out_channels=tuple(widths), layers_per_block=layers_per_block,
-                                down_block_types=tuple(down), up_block_types=tuple(up), norm_num_groups=norm_num_groups)
+                                down_block_types=tuple(down), up_block_types=tuple(up), norm_num_groups=norm_num_groups,
+                                **dict(unet_kwargs or {}))
+        if pretrained:
+            self.load_pretrained(pretrained)
         self.image_size, self.channels, self.widths = image_size, channels, list(widths)
-        self.layers_per_block, self.attention, self.norm_num_groups = layers_per_block, attention, norm_num_groups
+        self.layers_per_block, self.norm_num_groups = layers_per_block, norm_num_groups
+        self.attention = attention if isinstance(attention, bool) else list(attention)
+        self.unet_kwargs = dict(unet_kwargs or {})
         self.sampler_steps, self.train_timesteps = sampler_steps, train_timesteps
         self.latent_dim, self.num_classes = channels * image_size * image_size, 0
+
+    def load_pretrained(self, source: str) -> None:
+        """The weights of a diffusers UNet2DModel (a Hub id such as google/ddpm-cifar10-32, or a folder saved
+        with `save_pretrained`) into this architecture, which must be the same (the config builds it, so a
+        compact file rebuilds without the Hub)."""
+        from diffusers import UNet2DModel
+
+        other = UNet2DModel.from_pretrained(source)
+        mine, theirs = dict(self.unet.config), dict(other.config)
+        keys = ("block_out_channels", "layers_per_block", "down_block_types", "up_block_types", "norm_num_groups",
+                "in_channels", "out_channels", "sample_size")
+        differ = {k: theirs.get(k) for k in keys if _plain(mine.get(k)) != _plain(theirs.get(k))}
+        if differ:
+            raise ValueError(f"model.generator.pretrained={source}: its architecture differs from the config's in {differ}; "
+                             "set model.generator (widths, layers_per_block, attention, norm_num_groups, data.image_size, "
+                             "data.channels) to match it")
+        self.unet.load_state_dict(other.state_dict())
 
     def scheduler(self, kind: str = "ddim"):
         """diffusers' DDPMScheduler (training: add_noise) or DDIMScheduler (sampling) of this schedule."""
@@ -88,4 +114,8 @@ class UNetGenerator(nn.Module):
     def spec(self) -> dict[str, Any]:
         return dict(image_size=self.image_size, channels=self.channels, widths=list(self.widths),
                     layers_per_block=self.layers_per_block, attention=self.attention, norm_num_groups=self.norm_num_groups,
-                    sampler_steps=self.sampler_steps, train_timesteps=self.train_timesteps)
+                    sampler_steps=self.sampler_steps, train_timesteps=self.train_timesteps, unet_kwargs=self.unet_kwargs)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
