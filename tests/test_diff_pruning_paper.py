@@ -4,11 +4,11 @@ the Hub's would be), pruned, trained two steps, sampled with two DDIM steps, exp
 
 import pytest
 import torch
+from test_imp import _write_cifar
 
 from prunegen.generator import count_step_macs
 from prunegen.models.networks.unet import UNetGenerator
 from prunegen.train import train
-from test_imp import _write_cifar
 
 PAPER_UNET = dict(image_size=32, channels=3, widths=[128, 256, 256, 256], layers_per_block=2, attention=[1],
                   norm_num_groups=32, unet_kwargs=dict(downsample_padding=0, flip_sin_to_cos=False, freq_shift=1,

@@ -1,10 +1,9 @@
 """FID, KID, IS, precision/recall and class coverage of a generator (or a set of images) against fixed real statistics."""
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
-
-import time
 
 import numpy as np
 import torch
