@@ -1,6 +1,10 @@
 """The diffusion family: a tiny DDPM (diffusers UNet) trains, samples through the generator protocol, is
 scored, and rebuilds from its spec."""
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -108,6 +112,33 @@ def test_compress_ddpm_pipeline_end_to_end(make_cfg, tmp_path):
         assert (tmp_path / "run" / name).exists(), name
     small = load_compact(tmp_path / "run" / "generator_compact.pt")  # weights_only, rebuilt from its shapes
     assert max_abs_diff(model.generator, small) <= 1e-5
+    on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    exported = json.loads((tmp_path / "run" / "export.json").read_text())
+    metrics_keys, export_keys = stable_keys()
+    assert metrics_keys and export_keys
+    assert [k for k in metrics_keys if not has_key(on_disk, k)] == []  # docs/records.md's stable keys are there
+    assert [k for k in export_keys if not has_key(exported, k)] == []
+    for key in ("macs_per_step", "sampler_steps", "latency_ms_per_image"):  # and the diffusion ones it lists
+        assert has_key(exported, f"compact.{key}") and has_key(exported, f"dense.{key}")
+    assert has_key(on_disk, "metrics.sampler_steps") and has_key(on_disk, "metrics.sampling_images_per_s")
+
+
+def stable_keys() -> tuple[list[str], list[str]]:
+    """The keys docs/records.md marks **stable**, of metrics.json (prunegen-train) and of export.json."""
+    text = (Path(__file__).parents[1] / "docs" / "records.md").read_text()
+    train = text.split("## `metrics.json` (prunegen-train)")[1].split("## `export.json`")[0]
+    export = text.split("## `export.json`")[1].split("## `metrics.json` (prunegen-eval)")[0]
+    find = lambda part: re.findall(r"`([a-z_.]+)` \*\*stable\*\*", part)  # noqa: E731
+    return find(train), find(export)
+
+
+def has_key(record: dict, dotted: str) -> bool:
+    node = record
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def test_training_step_adds_the_distillation_term_on_its_own_noisy_images(make_cfg):
