@@ -278,4 +278,4 @@ def test_render_from_any_folder_leaves_committed_files_byte_identical(tmp_path, 
     assert all(p.read_bytes() == b for p, b in before.items())
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "tables: frontier_digits, gan_lth_digits, make_run" in capsys.readouterr().out
+    assert "tables: diff_pruning_digits, frontier_digits, gan_lth_digits, make_run" in capsys.readouterr().out
