@@ -5,7 +5,7 @@
 # the paper's 100K of 800K steps) on the denoising loss alone (Diff-Pruning's recipe) and with distillation
 # from the dense UNet, for SEEDS; JOBS runs at a time, one CPU thread each. Then the table.
 #   scripts/diff_pruning_digits.sh [OUT_DIR] [SEEDS] [JOBS] [CRITERIA] [SPARSITIES] [DISTILL]
-#   e.g. scripts/diff_pruning_digits.sh outputs/diff_pruning_digits 0,1,2 2 diff_pruning,taylor,magnitude,random 0.25,0.5 none,denoising
+#   e.g. scripts/diff_pruning_digits.sh outputs/diff_pruning_digits 0,1,2 2 diff_pruning,taylor,magnitude,random 0.5,0.375 none,denoising
 # Run folders: OUT_DIR/dense/seed0 and OUT_DIR/<criterion>_<sparsity>_<distill>_seed<N>, each with metrics.json
 # (the export's MACs per step, params, latency per image in its export.json).
 set -euo pipefail
@@ -13,7 +13,7 @@ out=${1:-outputs/diff_pruning_digits}
 seeds=${2:-0,1,2}
 jobs=${3:-2}
 criteria=${4:-diff_pruning,taylor,magnitude,random}
-sparsities=${5:-0.25,0.5}
+sparsities=${5:-0.5,0.375}
 distills=${6:-none,denoising}
 train="${PRUNEGEN_TRAIN:-.venv/bin/prunegen-train}"
 epochs=16
