@@ -30,6 +30,8 @@ from prunegen.metrics.streaming import (
 # The real-vs-real floor beside every score (metrics/floor.py); None where there is none (folder vs folder).
 FLOOR_RESULT_KEYS = ("fid_floor", "kid_floor", "is_floor", "precision_floor", "recall_floor", "classes_floor",
                      "floor_num_images", "floor_splits")
+# Measured, not computed: two scorings of the same samples differ here (and ranks differ under DDP; rank 0's is kept).
+TIMING_KEYS = ("sampling_images_per_s",)
 # Every score's record, in this order (metrics.json keys under `metrics.`).
 RESULT_KEYS = (
     "fid",
