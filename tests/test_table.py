@@ -263,3 +263,14 @@ def test_paper_ready_labels_fewer_macs_precision_and_chosen_columns(tmp_path, ca
     assert "| dense DCGAN | completed | 1 | **1.00** | 1.00 | 4,000 |" in md  # the best FID in bold
     with pytest.raises(SystemExit, match="no column \\['FDI'\\]"):
         table_main([str(tmp_path), "--columns", "FDI"])
+
+
+def test_one_checkpoint_shared_by_every_seed_is_one_configuration(tmp_path):
+    """init_ckpt=.../dense/seed0/last.ckpt for seeds 0, 1, 2 (one dense model fine-tuned with three seeds) is one
+    row; per-seed checkpoints (.../dense0/, .../dense1/: the `_run` default) stay one row as well."""
+    for seed, fid in [(0, 2.0), (1, 4.0), (2, 3.0)]:
+        _run(tmp_path / "shared", f"a{seed}", seed, ["init_ckpt=/runs/dense/seed0/last.ckpt"], fid, 100)
+        _run(tmp_path / "own", f"a{seed}", seed, [], fid, 100)
+    for root in ("shared", "own"):
+        (row,) = write_table(tmp_path / root)
+        assert row["seeds"] == 3 and row["FID"] == pytest.approx(3.0)

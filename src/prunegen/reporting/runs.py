@@ -98,7 +98,9 @@ def load_record(path: Path) -> dict[str, Any]:
     status, detail = status_of(raw)
     record.update(label=config.get("label"), path=str(path.parent), kind=kind_of(raw), status=status, detail=detail, seed_list=list(seeds),
                   overrides=override_identity((raw.get("run") or {}).get("overrides") or [], seed),
-                  config_id=config_identity(config, seed), completed=status == "completed", earlier_attempts=earlier_attempts(raw),
+                  config_id=config_identity(config, seed),
+                  literal_id={"overrides": override_identity((raw.get("run") or {}).get("overrides") or []),
+                              "config_id": config_identity(config)}, completed=status == "completed", earlier_attempts=earlier_attempts(raw),
                   rounds=scored_rounds(raw))
     record.pop("pruning.rounds", None)
     _derive(record)
@@ -200,4 +202,21 @@ def load_runs(root: str | Path, variants: bool = True) -> list[dict[str, Any]]:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             records.append({"path": str(path.parent), "kind": "train", "status": "failed", "detail": f"unreadable metrics.json ({err})",
                             "completed": False, "seed_list": [], "overrides": {}, "config_id": {}, "rounds": []})
+    shared_paths(records)
     return records
+
+
+def shared_paths(records: list[dict[str, Any]]) -> None:
+    """A path that runs of different seeds all name as it is (one dense checkpoint for every seed) is not a
+    per-seed path: those runs keep it literally in their identity (`_seed_free` took the seed's own number in it,
+    say seed0/, for a placeholder in the run of that seed only)."""
+    seeds: dict[tuple[str, str, str], set[Any]] = {}
+    for r in records:
+        for field, literal in (r.get("literal_id") or {}).items():
+            for key, value in literal.items():
+                seeds.setdefault((field, key, value), set()).update(r["seed_list"])
+    for r in records:
+        for field, literal in (r.get("literal_id") or {}).items():
+            for key, value in literal.items():
+                if r[field].get(key) != value and len(seeds[(field, key, value)]) > 1:
+                    r[field][key] = value
