@@ -100,8 +100,8 @@ def load_record(path: Path) -> dict[str, Any]:
                   overrides=override_identity((raw.get("run") or {}).get("overrides") or [], seed),
                   config_id=config_identity(config, seed),
                   literal_id={"overrides": override_identity((raw.get("run") or {}).get("overrides") or []),
-                              "config_id": config_identity(config)}, completed=status == "completed", earlier_attempts=earlier_attempts(raw),
-                  rounds=scored_rounds(raw))
+                              "config_id": config_identity(config)},
+                  completed=status == "completed", earlier_attempts=earlier_attempts(raw), rounds=scored_rounds(raw))
     record.pop("pruning.rounds", None)
     _derive(record)
     return record
