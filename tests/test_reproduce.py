@@ -26,10 +26,10 @@ def test_committed_data_renders_the_blocks(path):
         assert render(data) == block(readme, data["name"], "README.md")
 
 
-def test_the_readme_shows_make_runs_table_and_no_other():
+def test_the_readme_shows_make_runs_and_the_diffusion_table_and_no_other():
     readme = README.read_text()
     assert markers("make_run")[0] in readme
-    assert [p.stem for p in DATA if markers(p.stem)[0] in readme] == ["make_run"]
+    assert [p.stem for p in DATA if markers(p.stem)[0] in readme] == ["diff_pruning_digits", "make_run"]
 
 
 def test_committed_tables_are_wired():

@@ -52,7 +52,12 @@ class UNetGenerator(nn.Module):
         compact file rebuilds without the Hub)."""
         from diffusers import UNet2DModel
 
-        other = UNet2DModel.from_pretrained(source)
+        try:
+            other = UNet2DModel.from_pretrained(source)
+        except (OSError, ValueError) as err:  # offline, no cache, or not a diffusers UNet folder
+            raise ValueError(f"model.generator.pretrained={source}: cannot load a diffusers UNet2DModel from it ({err}); "
+                             "give a folder written by save_pretrained, or a Hub id with internet or a filled Hub cache, "
+                             "or pretrained=null to train from scratch") from err
         mine, theirs = dict(self.unet.config), dict(other.config)
         keys = ("block_out_channels", "layers_per_block", "down_block_types", "up_block_types", "norm_num_groups",
                 "in_channels", "out_channels", "sample_size")
