@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from prunegen.choices import check_choice
-from prunegen.fileio import write_json
+from prunegen.fileio import STOP_SIGNALS, write_json
 from prunegen.run.record import flatten
 
 log = logging.getLogger("prunegen")
@@ -42,7 +42,7 @@ NOT_IDENTITY = (
     "callbacks.model_checkpoint",  # how many checkpoints are kept, and how they are written
     "label",  # the run's name in tables
 )
-SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+SIGNALS = STOP_SIGNALS  # held back while a file is written (fileio.signals_deferred)
 
 
 class RunInterrupted(BaseException):
