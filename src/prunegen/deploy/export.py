@@ -14,7 +14,7 @@ from prunegen.generator import count_macs, count_step_macs, is_iterative, max_ab
 from prunegen.masks import count_parameters, unmasked_copy
 from prunegen.pruning.compact import compact, generator_paths
 from prunegen.run.checkpoint import load_model
-from prunegen.run.checks import check_export
+from prunegen.run.checks import INT8_UNET, check_export
 from prunegen.run.lifecycle import RunFolder, attempt
 from prunegen.run.record import hydra_overrides
 
@@ -46,8 +46,7 @@ def export_generator(masked: torch.nn.Module, dense: torch.nn.Module, out_dir: s
     check_format(settings)
     check_export(settings)
     if is_iterative(small) and settings.get("quantize", "none") != "none":
-        raise ValueError("export.quantize: int8 is built for one-pass generators (GANs, VAE decoders), not for a "
-                         "diffusion UNet yet; export it with export.quantize=none")
+        raise ValueError(INT8_UNET)  # a checkpoint's generator (prunegen-export): the config may not have said
     masked.eval()
     small.eval()
     diff = max_abs_diff(masked, small)

@@ -160,7 +160,6 @@ class GeneratorScorer:
         self.weights = fingerprint(extractor)  # recorded with every score
         self.device: torch.device | None = None
         self._plan: _Plan | None = None
-        self._sampling: tuple[int | None, float | None] = (None, None)  # (sampler steps, images/s) of the last `score`
 
     def _prepare(self, device: torch.device, num_samples: int, seed: int) -> None:
         if num_samples < max(2, self.is_splits):
@@ -196,7 +195,7 @@ class GeneratorScorer:
             classes = logits if self.coverage is self.extractor else self.coverage.extract(x.float())[1]
             self.metrics["classes"].update(classes)
 
-    def _compute(self) -> dict[str, Any]:
+    def _compute(self, sampler_steps: int | None = None, images_per_s: float | None = None) -> dict[str, Any]:
         m, plan = self.metrics, self._plan
         fake = m["sample"].compute().to(self.device)
         real = self.real.features.to(self.device)
@@ -221,8 +220,8 @@ class GeneratorScorer:
             "resize": self.extractor.resize,
             "num_samples": plan.num_samples,
             "num_real": self.real.num,
-            "sampler_steps": self._sampling[0],
-            "sampling_images_per_s": self._sampling[1],
+            "sampler_steps": sampler_steps,
+            "sampling_images_per_s": images_per_s,
             "kid_subset_size": plan.kid_subset_size,
             "max_features": self.max_features,
             "torchmetrics_version": torchmetrics.__version__,
@@ -261,11 +260,7 @@ class GeneratorScorer:
             self._update(images.to(device), torch.arange(starts[i], starts[i] + n))
         # The cost of the samples themselves (this rank's), beside the scores: fewer sampler steps is a compression axis.
         steps = getattr(getattr(model, "generator", None), "sampler_steps", None)
-        self._sampling = (steps, round(sampled / seconds, 2) if seconds > 0 else None)
-        try:
-            return self._compute()
-        finally:
-            self._sampling = (None, None)
+        return self._compute(steps, round(sampled / seconds, 2) if seconds > 0 else None)
 
     @torch.no_grad()
     def score_images(

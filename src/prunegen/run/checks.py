@@ -81,6 +81,10 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 INT8_FORMS = ("auto", "transposed", "subpixel")  # auto: the faster int8 file, measured
 
 
+INT8_UNET = ("export.quantize: int8 is built for one-pass generators (GANs, VAE decoders), not for a diffusion UNet "
+             "yet; export it with export.quantize=none")
+
+
 def check_export(settings: Any, model: Any = None) -> None:
     """The int8 keys of `export` (no torch: checked before anything is trained or read); with the model's
     config, int8 of a diffusion UNet (not built) is refused before training too."""
@@ -89,8 +93,7 @@ def check_export(settings: Any, model: Any = None) -> None:
     check_choice("export.quantize", settings.get("quantize", "none"), ("none", "int8"))
     target = str(((model or {}).get("generator") or {}).get("_target_", ""))
     if settings.get("quantize", "none") == "int8" and target.endswith("UNetGenerator"):
-        raise ValueError("export.quantize: int8 is built for one-pass generators (GANs, VAE decoders), not for a "
-                         "diffusion UNet yet; export it with export.quantize=none")
+        raise ValueError(INT8_UNET)
     cal = settings.get("calibration") or {}
     check_choice("export.calibration.method", cal.get("method", "minmax"), CALIBRATION_METHODS)
     check_choice("export.int8_form", settings.get("int8_form", "auto"), INT8_FORMS)
