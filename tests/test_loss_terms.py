@@ -100,9 +100,11 @@ def test_r1_penalty_of_linear_critic():
     assert r1.item() == pytest.approx(0.5 * w.pow(2).sum().item(), rel=1e-5)
 
 
-def test_gan_with_r1_regularised_discriminator_trains(make_cfg):
+@pytest.mark.parametrize("loss", ["nonsat_r1", "hinge_r1"])
+def test_gan_with_r1_regularised_discriminator_trains(make_cfg, loss):
     """A loss with a D regulariser is one `GANLoss` entry in losses.py, chosen by model.loss."""
-    cfg = make_cfg("model.loss=nonsat_r1", "+model.gp_weight=1.0")
+    assert losses.LOSSES[loss].penalty is losses.r1_penalty
+    cfg = make_cfg(f"model.loss={loss}", "+model.gp_weight=1.0")
     L.seed_everything(0)
     model = instantiate(cfg.model)
     logged = _fit(cfg, model).callback_metrics

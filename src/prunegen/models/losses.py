@@ -71,5 +71,6 @@ LOSSES = {
     "nonsat_r1": GANLoss(d_nonsat, g_nonsat, r1_penalty),
     "lsgan": GANLoss(d_lsgan, g_lsgan),
     "hinge": GANLoss(d_hinge, g_wgan),
+    "hinge_r1": GANLoss(d_hinge, g_wgan, r1_penalty),
     "wgan_gp": GANLoss(d_wgan, g_wgan, gradient_penalty),
 }
