@@ -114,7 +114,8 @@ def test_every_score_carries_the_real_vs_real_floor_and_a_set_against_itself_is_
     assert 0 < m["fid_floor"] < m["fid"] and m["floor_splits"] == ["val", "test"] and m["floor_num_images"] > 50
     from prunegen.reporting.table import table_rows
 
-    assert table_rows(tmp_path / "run")[0][0]["FID / floor"] == pytest.approx(m["fid"] / m["fid_floor"])
+    assert m["num_samples"] == m["floor_num_images"] and m["fid_at_floor_n"] == m["fid"]  # as many held-out images as samples
+    assert table_rows(tmp_path / "run")[0][0]["FID / floor"] == pytest.approx(m["fid_at_floor_n"] / m["fid_floor"])
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]["fid_floor"] == m["fid_floor"]
     cached = list((tmp_path.parent / "prunegen-cache" / "real_stats").glob("floor_*.json"))
     assert cached  # computed once, beside the real statistics
@@ -127,3 +128,36 @@ def test_every_score_carries_the_real_vs_real_floor_and_a_set_against_itself_is_
     same = scorer.score_images([test], len(test))
     assert abs(same["fid"]) < 1e-3 and same["precision"] == same["recall"] == 1.0
     assert torch.equal(images[-len(test):], test)
+
+
+def test_the_floor_and_a_generator_of_the_held_out_images_agree_at_the_floors_sample_size(tmp_path):
+    """`fid_at_floor_n` scores the first floor_num_images samples: a "generator" that draws the held-out
+    images themselves, in order, gets the floor's own FID there, and a larger one beyond."""
+    import torch
+
+    from prunegen.data import DigitsDataModule
+    from prunegen.metrics import ScorerSpec
+    from prunegen.metrics.extractors import ClassifierFeatures
+    from prunegen.metrics.floor import held_out_images
+
+    data = DigitsDataModule(image_size=16)
+    held, _ = held_out_images(data, "train")
+
+    class HeldOut(torch.nn.Module):  # the held-out images in order, then their mirror images
+        def __init__(self) -> None:
+            super().__init__()
+            self.generator, self.next = torch.nn.Linear(1, 1), 0
+
+        def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+            index = torch.arange(self.next, self.next + n)
+            self.next += n
+            images = held[index % len(held)]
+            return torch.where((index >= len(held)).view(-1, 1, 1, 1), images.flip(-1), images)
+
+    num_samples = 2 * len(held) + 10
+    scorer = ScorerSpec(ClassifierFeatures(), num_samples=num_samples, batch_size=100,
+                        cache_dir=tmp_path / "cache").build(data)
+    result = scorer.score(HeldOut(), num_samples)
+    assert result["floor_num_images"] == len(held)
+    assert result["fid_at_floor_n"] == pytest.approx(result["fid_floor"], rel=1e-6)
+    assert result["fid"] != pytest.approx(result["fid_floor"], rel=1e-3)

@@ -28,8 +28,10 @@ from prunegen.metrics.streaming import (
 )
 
 # The real-vs-real floor beside every score (metrics/floor.py); None where there is none (folder vs folder).
+# `fid_at_floor_n`: the FID of the first `floor_num_images` samples, to set beside `fid_floor` at equal sample
+# size (FID's bias grows as the set shrinks, and the held-out real images are often fewer than the samples).
 FLOOR_RESULT_KEYS = ("fid_floor", "kid_floor", "is_floor", "precision_floor", "recall_floor", "classes_floor",
-                     "floor_num_images", "floor_splits")
+                     "floor_num_images", "floor_splits", "fid_at_floor_n")
 # Measured, not computed: two scorings of the same samples differ here (and ranks differ under DDP; rank 0's is kept).
 TIMING_KEYS = ("sampling_images_per_s",)
 # Every score's record, in this order (metrics.json keys under `metrics.`).
@@ -203,8 +205,12 @@ class GeneratorScorer:
         is_mean, is_std = m["is"].compute()
         precision, recall = precision_recall(real, fake, self.pr_k)
         counts = m["classes"].compute() if self.coverage is not None else None
+        fid = float(m["fid"].compute())
+        floor = dict(self.floor or {})
+        if floor.get("fid_floor") is not None:
+            floor["fid_at_floor_n"] = self._fid_of_first(fake, floor["floor_num_images"]) or fid
         return {
-            "fid": float(m["fid"].compute()),
+            "fid": fid,
             "kid_mean": float(kid_mean),
             "kid_std": float(kid_std),
             "is_mean": float(is_mean),
@@ -226,8 +232,19 @@ class GeneratorScorer:
             "max_features": self.max_features,
             "torchmetrics_version": torchmetrics.__version__,
             "torch_fidelity_version": torch_fidelity.__version__,
-            **{k: (self.floor or {}).get(k) for k in FLOOR_RESULT_KEYS},
+            **{k: floor.get(k) for k in FLOOR_RESULT_KEYS},
         }
+
+    def _fid_of_first(self, fake: Tensor, n: int) -> float | None:
+        """FID of the first `n` kept samples' features (a uniform sample when `max_features` thinned them);
+        None when that would be all of them (the FID itself is then the number)."""
+        n = min(n, len(fake))
+        if n >= self._plan.num_samples or n < 2:
+            return None
+        fid = FID(Identity(fake.shape[1]), sync_on_compute=False).to(self.device)  # `fake` is already gathered
+        fid.set_real(self.real)
+        fid.update(fake[:n], real=False)
+        return float(fid.compute())
 
     @torch.no_grad()
     def score(

@@ -22,7 +22,8 @@ COLUMNS = [
     ("IS", "metrics.is_mean", "{:.2f}", "max"),
     ("classes", "metrics.class_coverage", "{:.2f}", "max"),
     ("FID / dense", "fid_vs_dense", "{:.2f}", "min"),
-    ("FID / floor", "fid_vs_floor", "{:.2f}", "min"),  # the real-vs-real floor (metrics.fid_floor): 1 is real data
+    # the real-vs-real floor (metrics.fid_floor), at its sample size (metrics.fid_at_floor_n): 1 is real data
+    ("FID / floor", "fid_vs_floor", "{:.2f}", "min"),
     ("CPU ms/256", "export.compact.latency_ms", "{:.1f}", "min"),
     ("speedup", "export.speedup", "{:.2f}", "max"),
     ("file KB", "export.compact.file_kb", "{:.0f}", None),

@@ -109,13 +109,15 @@ def load_record(path: Path) -> dict[str, Any]:
 
 def _derive(record: dict[str, Any]) -> None:
     """Columns computed from others: FID / dense (the same run's teacher, scored with the same budget),
-    the exported file in KB, the fraction of weights remaining, the std of an eval over its seeds."""
+    FID / floor (at the floor's sample size where the run recorded it: `fid_at_floor_n`), the exported
+    file in KB, the fraction of weights remaining, the std of an eval over its seeds."""
     fid, dense = record.get("metrics.fid"), record.get("dense_metrics.fid")
     if isinstance(fid, (int, float)) and isinstance(dense, (int, float)) and dense:
         record["fid_vs_dense"] = fid / dense
-    floor = record.get("metrics.fid_floor")
-    if isinstance(fid, (int, float)) and isinstance(floor, (int, float)) and floor > 0:
-        record["fid_vs_floor"] = fid / floor
+    floor, same_n = record.get("metrics.fid_floor"), record.get("metrics.fid_at_floor_n")
+    same_n = same_n if isinstance(same_n, (int, float)) else fid  # records before it: the FID at the run's sample size
+    if isinstance(same_n, (int, float)) and isinstance(floor, (int, float)) and floor > 0:
+        record["fid_vs_floor"] = same_n / floor
     for side in ("dense", "compact"):
         if isinstance(record.get(f"export.{side}.file_bytes"), (int, float)):
             record[f"export.{side}.file_kb"] = record[f"export.{side}.file_bytes"] / 1024
