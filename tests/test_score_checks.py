@@ -130,9 +130,11 @@ def test_every_score_carries_the_real_vs_real_floor_and_a_set_against_itself_is_
     assert torch.equal(images[-len(test):], test)
 
 
-def test_the_floor_and_a_generator_of_the_held_out_images_agree_at_the_floors_sample_size(tmp_path):
-    """`fid_at_floor_n` scores the first floor_num_images samples: a "generator" that draws the held-out
-    images themselves, in order, gets the floor's own FID there, and a larger one beyond."""
+@pytest.mark.parametrize("mirror", [False, True])
+def test_the_floor_and_a_generator_of_the_held_out_images_agree_at_the_floors_sample_size(tmp_path, mirror):
+    """`fid_at_floor_n` averages FID over disjoint floor-sized sets of samples: a "generator" that draws the
+    held-out images themselves, over and over, gets the floor's own FID there; one whose second pass is their
+    mirror images gets more."""
     import torch
 
     from prunegen.data import DigitsDataModule
@@ -143,7 +145,7 @@ def test_the_floor_and_a_generator_of_the_held_out_images_agree_at_the_floors_sa
     data = DigitsDataModule(image_size=16)
     held, _ = held_out_images(data, "train")
 
-    class HeldOut(torch.nn.Module):  # the held-out images in order, then their mirror images
+    class HeldOut(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.generator, self.next = torch.nn.Linear(1, 1), 0
@@ -152,12 +154,15 @@ def test_the_floor_and_a_generator_of_the_held_out_images_agree_at_the_floors_sa
             index = torch.arange(self.next, self.next + n)
             self.next += n
             images = held[index % len(held)]
-            return torch.where((index >= len(held)).view(-1, 1, 1, 1), images.flip(-1), images)
+            flip = (index >= len(held)) & mirror
+            return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 
-    num_samples = 2 * len(held) + 10
+    num_samples = 2 * len(held) + 10  # two floor-sized sets and a few more samples
     scorer = ScorerSpec(ClassifierFeatures(), num_samples=num_samples, batch_size=100,
                         cache_dir=tmp_path / "cache").build(data)
     result = scorer.score(HeldOut(), num_samples)
     assert result["floor_num_images"] == len(held)
-    assert result["fid_at_floor_n"] == pytest.approx(result["fid_floor"], rel=1e-6)
-    assert result["fid"] != pytest.approx(result["fid_floor"], rel=1e-3)
+    if mirror:
+        assert result["fid_at_floor_n"] > 2 * result["fid_floor"]
+    else:
+        assert result["fid_at_floor_n"] == pytest.approx(result["fid_floor"], rel=1e-6)

@@ -28,8 +28,9 @@ from prunegen.metrics.streaming import (
 )
 
 # The real-vs-real floor beside every score (metrics/floor.py); None where there is none (folder vs folder).
-# `fid_at_floor_n`: the FID of the first `floor_num_images` samples, to set beside `fid_floor` at equal sample
-# size (FID's bias grows as the set shrinks, and the held-out real images are often fewer than the samples).
+# `fid_at_floor_n`: the FID at the floor's sample size (the mean over up to 10 disjoint sets of `floor_num_images`
+# samples), to set beside `fid_floor`: FID's bias grows as the set shrinks, and the held-out real images are
+# often fewer than the samples.
 FLOOR_RESULT_KEYS = ("fid_floor", "kid_floor", "is_floor", "precision_floor", "recall_floor", "classes_floor",
                      "floor_num_images", "floor_splits", "fid_at_floor_n")
 # Measured, not computed: two scorings of the same samples differ here (and ranks differ under DDP; rank 0's is kept).
@@ -208,7 +209,7 @@ class GeneratorScorer:
         fid = float(m["fid"].compute())
         floor = dict(self.floor or {})
         if floor.get("fid_floor") is not None:
-            floor["fid_at_floor_n"] = self._fid_of_first(fake, floor["floor_num_images"]) or fid
+            floor["fid_at_floor_n"] = self._fid_at_size(fake, floor["floor_num_images"]) or fid
         return {
             "fid": fid,
             "kid_mean": float(kid_mean),
@@ -235,16 +236,18 @@ class GeneratorScorer:
             **{k: floor.get(k) for k in FLOOR_RESULT_KEYS},
         }
 
-    def _fid_of_first(self, fake: Tensor, n: int) -> float | None:
-        """FID of the first `n` kept samples' features (a uniform sample when `max_features` thinned them);
-        None when that would be all of them (the FID itself is then the number)."""
-        n = min(n, len(fake))
-        if n >= self._plan.num_samples or n < 2:
+    def _fid_at_size(self, fake: Tensor, n: int, most: int = 10) -> float | None:
+        """The mean FID of up to `most` disjoint runs of `n` kept samples (in sample order: uniform draws, also
+        when `max_features` thinned them); None when `n` covers every sample (the FID itself is then the number)."""
+        if n >= self._plan.num_samples or n < 2 or len(fake) < n:
             return None
-        fid = FID(Identity(fake.shape[1]), sync_on_compute=False).to(self.device)  # `fake` is already gathered
-        fid.set_real(self.real)
-        fid.update(fake[:n], real=False)
-        return float(fid.compute())
+        values = []
+        for start in range(0, min(len(fake) // n, most) * n, n):
+            fid = FID(Identity(fake.shape[1]), sync_on_compute=False).to(self.device)  # `fake` is already gathered
+            fid.set_real(self.real)
+            fid.update(fake[start : start + n], real=False)
+            values.append(float(fid.compute()))
+        return float(np.mean(values))
 
     @torch.no_grad()
     def score(
