@@ -77,3 +77,30 @@ def test_older_checkpoints_fall_back_to_the_run_folder_config(make_cfg, tmp_path
     assert torch.equal(model.generator(z), trained.generator(z))
     with pytest.raises(FileNotFoundError, match="ckpt_path: no checkpoint"):
         load_model(tmp_path / "nope.ckpt")
+
+
+def test_a_list_from_the_config_keeps_the_checkpoint_loadable(make_cfg, tmp_path):
+    """`model.diffaugment=[translation]` reaches the model as an omegaconf ListConfig: saved as such into the
+    hyperparameters, torch.load(weights_only=True) refused the file, so a requeued run found no checkpoint to
+    resume from and prunegen-eval could not score it. Now it is saved as a plain list, and a file written
+    before that still loads (prunegen's loaders and Lightning's resume alike)."""
+    from omegaconf import ListConfig
+
+    from prunegen.run.checkpoint import AtomicCheckpointIO, loadable, torch_load
+
+    cfg = make_cfg("model.diffaugment=[translation]")
+    path = tmp_path / "run" / "last.ckpt"
+    _fit_and_save(cfg, path, [ConfigInCheckpoint(cfg)])
+    assert loadable(path) is None
+    hparams = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert hparams["diffaugment"] == ["translation"] and type(hparams["diffaugment"]) is list
+    load_model(path)
+
+    old = torch.load(path, map_location="cpu", weights_only=True)
+    old["hyper_parameters"]["diffaugment"] = ListConfig(["translation"])  # as the files before the fix hold it
+    torch.save(old, tmp_path / "old.ckpt")
+    with pytest.raises(Exception, match="omegaconf"):
+        torch.load(tmp_path / "old.ckpt", weights_only=True)
+    assert loadable(tmp_path / "old.ckpt") is None
+    assert list(torch_load(tmp_path / "old.ckpt")["hyper_parameters"]["diffaugment"]) == ["translation"]
+    assert AtomicCheckpointIO().load_checkpoint(tmp_path / "old.ckpt")["epoch"] == old["epoch"]

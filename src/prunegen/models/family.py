@@ -5,7 +5,20 @@
 
 from typing import Any
 
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
 from prunegen.generator import Sampling
+
+
+def plain(value: Any) -> Any:
+    """`value` with every omegaconf container turned into Python lists and dicts."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    return value
 
 
 class GenerativeFamily(Sampling):
@@ -22,6 +35,13 @@ class GenerativeFamily(Sampling):
 
     def reset_ema(self) -> None:
         """Restart the EMA (when there is one) from the generator's current effective weights."""
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Hyperparameters as plain Python: a list from a Hydra config (`model.diffaugment=[translation]`) is
+        an omegaconf ListConfig, which torch.load(weights_only=True) refuses, so the checkpoint could be
+        neither resumed nor scored."""
+        if "hyper_parameters" in checkpoint:
+            checkpoint["hyper_parameters"] = plain(dict(checkpoint["hyper_parameters"]))
 
 
 def should_log(module: Any) -> bool:

@@ -30,6 +30,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         atomic_write(path, lambda f: torch.save(checkpoint, f))
 
+    @override
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        """Lightning's resume reads through `torch_load` (the checkpoints from before plain hyperparameters too)."""
+        if weights_only is False or "://" in str(path) or not Path(path).is_file():
+            return super().load_checkpoint(path, map_location or (lambda storage, loc: storage), weights_only)
+        return torch_load(path, map_location=map_location or "cpu")
+
 
 class ConfigInCheckpoint(Callback):
     """Writes the run's resolved config into every checkpoint (`checkpoint["prunegen"]`).
@@ -51,12 +58,35 @@ class NotACheckpoint(ValueError):
     """A file that torch cannot read as a checkpoint (truncated by a kill mid-write, or not one at all)."""
 
 
+def _omegaconf_globals() -> list[Any]:
+    """What omegaconf containers pickle as: data classes only (no code runs to rebuild them)."""
+    from collections import defaultdict
+
+    from omegaconf import ListConfig
+    from omegaconf.base import ContainerMetadata, Metadata
+    from omegaconf.nodes import AnyNode
+
+    return [DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode, Any, list, dict, int, defaultdict]
+
+
+def torch_load(ckpt_path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> Any:
+    """torch.load(weights_only=True); checkpoints written before the families stored plain hyperparameters
+    (`GenerativeFamily.on_save_checkpoint`) hold omegaconf containers, which are allowed for them."""
+    try:
+        return torch.load(ckpt_path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as err:
+        if "GLOBAL omegaconf" not in str(err):
+            raise
+    with torch.serialization.safe_globals(_omegaconf_globals()):
+        return torch.load(ckpt_path, map_location=map_location, weights_only=True, mmap=mmap)
+
+
 def _load(ckpt_path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"ckpt_path: no checkpoint at {ckpt_path}")
     try:
-        checkpoint = torch.load(ckpt_path, map_location=map_location, weights_only=True)
+        checkpoint = torch_load(ckpt_path, map_location=map_location)
     except Exception as err:  # torch's own message would suggest weights_only=False: never the fix here
         raise NotACheckpoint(
             f"{ckpt_path} is not a checkpoint: torch cannot read it ({type(err).__name__}; {ckpt_path.stat().st_size:,} "

@@ -185,10 +185,10 @@ class RunFolder:
         """The epoch of the checkpoint a re-run would resume from (None when there is none)."""
         if not self.last_ckpt.is_file():
             return None
-        import torch  # only after a failure or a signal: torch is loaded by then
+        from prunegen.run.checkpoint import torch_load  # only after a failure or a signal: torch is loaded by then
 
         try:
-            return int(torch.load(self.last_ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+            return int(torch_load(self.last_ckpt, mmap=True)["epoch"])
         except Exception:  # a checkpoint being written when the signal came
             return None
 
