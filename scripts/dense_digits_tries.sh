@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The dense digits recipe against the real-vs-real floor (issue 21, item 5): experiment=dense_digits with one
 # change at a time from what the field uses, JOBS at a time (one CPU thread each), then each try's FID,
-# FID / floor, precision, recall (beside the floor's), effective classes and wall time.
+# FID / floor (at the floor's sample size), precision, recall (beside the floor's), effective classes and wall time.
 #   scripts/dense_digits_tries.sh [OUT_DIR] [JOBS] [SEED] [TRIES...]   (TRIES: names below; default all)
 set -euo pipefail
 out=${1:-outputs/dense_digits_tries}
@@ -9,17 +9,30 @@ jobs=${2:-2}
 seed=${3:-0}
 shift $(( $# < 3 ? $# : 3 ))
 declare -A tries=(
-  [base]=""
-  [diffaug_translation]="model.diffaugment=[translation]"
-  [diffaug_color_translation_cutout]="model.diffaugment=[color,translation,cutout]"
-  [ttur]="model.optimizer_g.lr=0.0001 model.optimizer_d.lr=0.0004"
-  [hinge]="model.loss=hinge"
-  [ema_0.999]="model.ema_decay=0.999"
-  [sn_hinge]="model.loss=hinge model.discriminator.spectral_norm=true model.discriminator.batch_norm=false"
-  [lsgan]="model.loss=lsgan"
+  # from model=dcgan_ema, 100 epochs (the recipe before issue 21):
+  [base]="trainer.max_epochs=100 model=dcgan_ema"
+  [diffaug_translation]="trainer.max_epochs=100 model=dcgan_ema model.diffaugment=[translation]"
+  [diffaug_color_translation_cutout]="trainer.max_epochs=100 model=dcgan_ema model.diffaugment=[color,translation,cutout]"
+  [ttur]="trainer.max_epochs=100 model=dcgan_ema model.optimizer_g.lr=0.0001 model.optimizer_d.lr=0.0004"
+  [hinge]="trainer.max_epochs=100 model=dcgan_ema model.loss=hinge"
+  [ema_0.999]="trainer.max_epochs=100 model=dcgan_ema model.ema_decay=0.999"
+  [sn_hinge]="trainer.max_epochs=100 model=dcgan_ema model.loss=hinge model.discriminator.spectral_norm=true model.discriminator.batch_norm=false"
+  [lsgan]="trainer.max_epochs=100 model=dcgan_ema model.loss=lsgan"
+  # from model=sngan_ema (the recipe since the tries above; dense_digits trains it 200 epochs since these):
+  [sngan_200_epochs]="trainer.max_epochs=200"
+  [sngan_r1_0.1]="trainer.max_epochs=100 model.loss=hinge_r1 +model.gp_weight=0.1"
+  [sngan_r1_1]="trainer.max_epochs=100 model.loss=hinge_r1 +model.gp_weight=1.0"
+  [sngan_adam_0_0.9]="trainer.max_epochs=100 model.optimizer_g.betas=[0.0,0.9] model.optimizer_d.betas=[0.0,0.9]"
+  [sngan_lr_2e-4]="trainer.max_epochs=100 model.optimizer_g.lr=0.0002 model.optimizer_d.lr=0.0002"
+  [sngan_ngf16_200_epochs]="model.generator.ngf=16 trainer.max_epochs=200"
+  [sngan_resnet_20_epochs]="model=sngan_resnet model.ema_decay=0.995 model.generator.ngf=32 model.discriminator.ndf=32 trainer.max_epochs=20"
+  [sngan_300_epochs]="trainer.max_epochs=300"
+  [sngan_200_epochs_r1_1]="trainer.max_epochs=200 model.loss=hinge_r1 +model.gp_weight=1.0"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(base diffaug_translation diffaug_color_translation_cutout ttur hinge ema_0.999 sn_hinge lsgan)
+[ ${#names[@]} -gt 0 ] || names=(base diffaug_translation diffaug_color_translation_cutout ttur hinge ema_0.999 sn_hinge lsgan
+  sngan_200_epochs sngan_r1_0.1 sngan_r1_1 sngan_adam_0_0.9 sngan_lr_2e-4 sngan_ngf16_200_epochs sngan_resnet_20_epochs
+  sngan_300_epochs sngan_200_epochs_r1_1)
 train="${PRUNEGEN_TRAIN:-.venv/bin/prunegen-train}"
 export OMP_NUM_THREADS=1 out train seed
 mkdir -p "$out"
@@ -44,7 +57,8 @@ for name in sys.argv[2:]:
     try:
         m = json.loads((out / name / "metrics.json").read_text())["metrics"]
         t = json.loads((out / name / "time.json").read_text())["wall_s"] if (out / name / "time.json").exists() else None
-        print(f"| {name} | {m['fid']:.3f} | {m['fid'] / m['fid_floor']:.2f} | {m['precision']:.2f} ({m['precision_floor']:.2f}) "
+        same_n = m.get("fid_at_floor_n") or m["fid"]  # the FID at the floor's sample size, where recorded
+        print(f"| {name} | {m['fid']:.3f} | {same_n / m['fid_floor']:.2f} | {m['precision']:.2f} ({m['precision_floor']:.2f}) "
               f"| {m['recall']:.2f} ({m['recall_floor']:.2f}) | {m['class_coverage']:.2f} ({m['classes_floor']:.2f}) | {t} |")
     except (OSError, KeyError, TypeError, ValueError) as err:
         print(f"| {name} | failed or missing ({err}) | | | | | |")

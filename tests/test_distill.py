@@ -144,8 +144,8 @@ def test_teacher_defaults_to_the_init_checkpoint(make_cfg, tmp_path):
 def test_agp_recipe_composes(make_cfg):
     cfg = make_cfg("experiment=compress_digits_agp", tiny=False)
     cb = instantiate(cfg.pruning)
-    assert cb.schedule(98) == 0 and 0 < cb.schedule(99) < cb.schedule(105) < 0.875 and cb.schedule(111) == 0.875
-    assert cfg.distill.snapshot_epoch is None and first_round_epoch([cb]) == 99 and cfg.trainer.max_epochs == 140
+    assert cb.schedule(198) == 0 and 0 < cb.schedule(199) < cb.schedule(205) < 0.875 and cb.schedule(211) == 0.875
+    assert cfg.distill.snapshot_epoch is None and first_round_epoch([cb]) == 199 and cfg.trainer.max_epochs == 240
 
 
 def test_ema_gan_distills_exports_and_scores_the_average(make_cfg):

@@ -26,10 +26,11 @@ def test_committed_data_renders_the_blocks(path):
         assert render(data) == block(readme, data["name"], "README.md")
 
 
-def test_the_readme_shows_make_runs_and_the_diffusion_table_and_no_other():
+def test_the_readme_shows_make_runs_the_frontier_ends_and_the_diffusion_table_and_no_other():
     readme = README.read_text()
     assert markers("make_run")[0] in readme
-    assert [p.stem for p in DATA if markers(p.stem)[0] in readme] == ["diff_pruning_digits", "make_run"]
+    shown = [p.stem for p in DATA if markers(p.stem)[0] in readme]
+    assert shown == ["diff_pruning_digits", "frontier_ends_digits", "make_run"]
 
 
 def test_committed_tables_are_wired():
@@ -278,4 +279,4 @@ def test_render_from_any_folder_leaves_committed_files_byte_identical(tmp_path, 
     assert all(p.read_bytes() == b for p, b in before.items())
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "tables: diff_pruning_digits, frontier_digits, gan_lth_digits, make_run" in capsys.readouterr().out
+    assert "tables: diff_pruning_digits, frontier_digits, frontier_ends_digits, gan_lth_digits, make_run" in capsys.readouterr().out

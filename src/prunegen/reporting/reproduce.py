@@ -7,7 +7,7 @@
     prunegen-reproduce --all ...       every docs/results/*.json that has a block
 
 A table's block (between `<!-- table:NAME -->` and `<!-- /table:NAME -->`) is rewritten in every file of
-`--doc` that has one: docs/results.md holds every table, README.md shows make_run's and diff_pruning_digits' as well.
+`--doc` that has one: docs/results.md holds every table, README.md shows make_run's, frontier_ends_digits' and diff_pruning_digits' as well.
 """
 
 import argparse
