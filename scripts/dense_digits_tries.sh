@@ -18,21 +18,23 @@ declare -A tries=(
   [ema_0.999]="trainer.max_epochs=100 model=dcgan_ema model.ema_decay=0.999"
   [sn_hinge]="trainer.max_epochs=100 model=dcgan_ema model.loss=hinge model.discriminator.spectral_norm=true model.discriminator.batch_norm=false"
   [lsgan]="trainer.max_epochs=100 model=dcgan_ema model.loss=lsgan"
-  # from model=sngan_ema (the recipe since the tries above; dense_digits trains it 200 epochs since these):
-  [sngan_200_epochs]="trainer.max_epochs=200"
-  [sngan_r1_0.1]="trainer.max_epochs=100 model.loss=hinge_r1 +model.gp_weight=0.1"
-  [sngan_r1_1]="trainer.max_epochs=100 model.loss=hinge_r1 +model.gp_weight=1.0"
-  [sngan_adam_0_0.9]="trainer.max_epochs=100 model.optimizer_g.betas=[0.0,0.9] model.optimizer_d.betas=[0.0,0.9]"
+  # from model=sngan_ema as it was then (lr 5e-4; it is 1e-3 and dense_digits trains 200 epochs since these tries):
+  [sngan_200_epochs]="trainer.max_epochs=200 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
+  [sngan_r1_0.1]="trainer.max_epochs=100 model.loss=hinge_r1 +model.gp_weight=0.1 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
+  [sngan_r1_1]="trainer.max_epochs=100 model.loss=hinge_r1 +model.gp_weight=1.0 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
+  [sngan_adam_0_0.9]="trainer.max_epochs=100 model.optimizer_g.betas=[0.0,0.9] model.optimizer_d.betas=[0.0,0.9] model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
   [sngan_lr_2e-4]="trainer.max_epochs=100 model.optimizer_g.lr=0.0002 model.optimizer_d.lr=0.0002"
-  [sngan_ngf16_200_epochs]="model.generator.ngf=16 trainer.max_epochs=200"
+  [sngan_ngf16_200_epochs]="model.generator.ngf=16 trainer.max_epochs=200 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
   [sngan_resnet_20_epochs]="model=sngan_resnet model.ema_decay=0.995 model.generator.ngf=32 model.discriminator.ndf=32 trainer.max_epochs=20"
-  [sngan_300_epochs]="trainer.max_epochs=300"
-  [sngan_200_epochs_r1_1]="trainer.max_epochs=200 model.loss=hinge_r1 +model.gp_weight=1.0"
+  [sngan_300_epochs]="trainer.max_epochs=300 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
+  [sngan_200_epochs_r1_1]="trainer.max_epochs=200 model.loss=hinge_r1 +model.gp_weight=1.0 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
+  [sngan_200_epochs_ema_0.999]="trainer.max_epochs=200 model.ema_decay=0.999 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
+  [sngan_200_epochs_lr_1e-3]="trainer.max_epochs=200 model.optimizer_g.lr=0.001 model.optimizer_d.lr=0.001"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(base diffaug_translation diffaug_color_translation_cutout ttur hinge ema_0.999 sn_hinge lsgan
   sngan_200_epochs sngan_r1_0.1 sngan_r1_1 sngan_adam_0_0.9 sngan_lr_2e-4 sngan_ngf16_200_epochs sngan_resnet_20_epochs
-  sngan_300_epochs sngan_200_epochs_r1_1)
+  sngan_300_epochs sngan_200_epochs_r1_1 sngan_200_epochs_ema_0.999 sngan_200_epochs_lr_1e-3)
 train="${PRUNEGEN_TRAIN:-.venv/bin/prunegen-train}"
 export OMP_NUM_THREADS=1 out train seed
 mkdir -p "$out"

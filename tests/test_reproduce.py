@@ -279,4 +279,5 @@ def test_render_from_any_folder_leaves_committed_files_byte_identical(tmp_path, 
     assert all(p.read_bytes() == b for p, b in before.items())
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "tables: diff_pruning_digits, frontier_digits, frontier_ends_digits, gan_lth_digits, make_run" in capsys.readouterr().out
+    tables = "diff_pruning_digits, frontier_digits, frontier_ends_digits, frontier_ends_digits_lr5e-4, gan_lth_digits, make_run"
+    assert f"tables: {tables}" in capsys.readouterr().out
