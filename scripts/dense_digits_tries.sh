@@ -8,27 +8,29 @@ out=${1:-outputs/dense_digits_tries}
 jobs=${2:-2}
 seed=${3:-0}
 shift $(( $# < 3 ? $# : 3 ))
+before="trainer.max_epochs=100 model=dcgan_ema"            # the recipe before issue 21
+then="model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"  # sngan_ema's lr when the sngan_* tries ran
 declare -A tries=(
   # from model=dcgan_ema, 100 epochs (the recipe before issue 21):
-  [base]="trainer.max_epochs=100 model=dcgan_ema"
-  [diffaug_translation]="trainer.max_epochs=100 model=dcgan_ema model.diffaugment=[translation]"
-  [diffaug_color_translation_cutout]="trainer.max_epochs=100 model=dcgan_ema model.diffaugment=[color,translation,cutout]"
-  [ttur]="trainer.max_epochs=100 model=dcgan_ema model.optimizer_g.lr=0.0001 model.optimizer_d.lr=0.0004"
-  [hinge]="trainer.max_epochs=100 model=dcgan_ema model.loss=hinge"
-  [ema_0.999]="trainer.max_epochs=100 model=dcgan_ema model.ema_decay=0.999"
-  [sn_hinge]="trainer.max_epochs=100 model=dcgan_ema model.loss=hinge model.discriminator.spectral_norm=true model.discriminator.batch_norm=false"
-  [lsgan]="trainer.max_epochs=100 model=dcgan_ema model.loss=lsgan"
+  [base]="$before"
+  [diffaug_translation]="$before model.diffaugment=[translation]"
+  [diffaug_color_translation_cutout]="$before model.diffaugment=[color,translation,cutout]"
+  [ttur]="$before model.optimizer_g.lr=0.0001 model.optimizer_d.lr=0.0004"
+  [hinge]="$before model.loss=hinge"
+  [ema_0.999]="$before model.ema_decay=0.999"
+  [sn_hinge]="$before model.loss=hinge model.discriminator.spectral_norm=true model.discriminator.batch_norm=false"
+  [lsgan]="$before model.loss=lsgan"
   # from model=sngan_ema as it was then (lr 5e-4; it is 1e-3 and dense_digits trains 200 epochs since these tries):
-  [sngan_200_epochs]="trainer.max_epochs=200 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
-  [sngan_r1_0.1]="trainer.max_epochs=100 model.loss=hinge_r1 +model.gp_weight=0.1 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
-  [sngan_r1_1]="trainer.max_epochs=100 model.loss=hinge_r1 +model.gp_weight=1.0 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
-  [sngan_adam_0_0.9]="trainer.max_epochs=100 model.optimizer_g.betas=[0.0,0.9] model.optimizer_d.betas=[0.0,0.9] model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
+  [sngan_200_epochs]="trainer.max_epochs=200 $then"
+  [sngan_r1_0.1]="trainer.max_epochs=100 model.loss=hinge_r1 +model.gp_weight=0.1 $then"
+  [sngan_r1_1]="trainer.max_epochs=100 model.loss=hinge_r1 +model.gp_weight=1.0 $then"
+  [sngan_adam_0_0.9]="trainer.max_epochs=100 model.optimizer_g.betas=[0.0,0.9] model.optimizer_d.betas=[0.0,0.9] $then"
   [sngan_lr_2e-4]="trainer.max_epochs=100 model.optimizer_g.lr=0.0002 model.optimizer_d.lr=0.0002"
-  [sngan_ngf16_200_epochs]="model.generator.ngf=16 trainer.max_epochs=200 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
+  [sngan_ngf16_200_epochs]="model.generator.ngf=16 trainer.max_epochs=200 $then"
   [sngan_resnet_20_epochs]="model=sngan_resnet model.ema_decay=0.995 model.generator.ngf=32 model.discriminator.ndf=32 trainer.max_epochs=20"
-  [sngan_300_epochs]="trainer.max_epochs=300 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
-  [sngan_200_epochs_r1_1]="trainer.max_epochs=200 model.loss=hinge_r1 +model.gp_weight=1.0 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
-  [sngan_200_epochs_ema_0.999]="trainer.max_epochs=200 model.ema_decay=0.999 model.optimizer_g.lr=0.0005 model.optimizer_d.lr=0.0005"
+  [sngan_300_epochs]="trainer.max_epochs=300 $then"
+  [sngan_200_epochs_r1_1]="trainer.max_epochs=200 model.loss=hinge_r1 +model.gp_weight=1.0 $then"
+  [sngan_200_epochs_ema_0.999]="trainer.max_epochs=200 model.ema_decay=0.999 $then"
   [sngan_200_epochs_lr_1e-3]="trainer.max_epochs=200 model.optimizer_g.lr=0.001 model.optimizer_d.lr=0.001"
 )
 names=("$@")
@@ -52,16 +54,17 @@ for n in "${names[@]}"; do echo "run $n ${tries[$n]}"; done | xargs -P "$jobs" -
 .venv/bin/python - "$out" "${names[@]}" <<'PY'
 import json, sys
 from pathlib import Path
+from prunegen.reporting.runs import load_record  # its FID / floor: at the floor's sample size, where recorded
 out = Path(sys.argv[1])
 print("| try | FID | FID / floor | precision | recall | classes | wall s |")
 print("|---|---|---|---|---|---|---|")
 for name in sys.argv[2:]:
     try:
-        m = json.loads((out / name / "metrics.json").read_text())["metrics"]
+        r = load_record(out / name / "metrics.json")
         t = json.loads((out / name / "time.json").read_text())["wall_s"] if (out / name / "time.json").exists() else None
-        same_n = m.get("fid_at_floor_n") or m["fid"]  # the FID at the floor's sample size, where recorded
-        print(f"| {name} | {m['fid']:.3f} | {same_n / m['fid_floor']:.2f} | {m['precision']:.2f} ({m['precision_floor']:.2f}) "
-              f"| {m['recall']:.2f} ({m['recall_floor']:.2f}) | {m['class_coverage']:.2f} ({m['classes_floor']:.2f}) | {t} |")
+        print(f"| {name} | {r['metrics.fid']:.3f} | {r['fid_vs_floor']:.2f} | {r['metrics.precision']:.2f} "
+              f"({r['metrics.precision_floor']:.2f}) | {r['metrics.recall']:.2f} ({r['metrics.recall_floor']:.2f}) "
+              f"| {r['metrics.class_coverage']:.2f} ({r['metrics.classes_floor']:.2f}) | {t} |")
     except (OSError, KeyError, TypeError, ValueError) as err:
         print(f"| {name} | failed or missing ({err}) | | | | | |")
 PY

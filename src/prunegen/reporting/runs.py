@@ -96,11 +96,10 @@ def load_record(path: Path) -> dict[str, Any]:
     seed = (raw.get("run") or {}).get("seed", config.get("seed"))
     seeds = (raw.get("run") or {}).get("seeds") or ([] if seed is None else [seed])
     status, detail = status_of(raw)
+    overrides = (raw.get("run") or {}).get("overrides") or []
     record.update(label=config.get("label"), path=str(path.parent), kind=kind_of(raw), status=status, detail=detail, seed_list=list(seeds),
-                  overrides=override_identity((raw.get("run") or {}).get("overrides") or [], seed),
-                  config_id=config_identity(config, seed),
-                  literal_id={"overrides": override_identity((raw.get("run") or {}).get("overrides") or []),
-                              "config_id": config_identity(config)},
+                  overrides=override_identity(overrides, seed), config_id=config_identity(config, seed),
+                  literal_id={"overrides": override_identity(overrides), "config_id": config_identity(config)},
                   completed=status == "completed", earlier_attempts=earlier_attempts(raw), rounds=scored_rounds(raw))
     record.pop("pruning.rounds", None)
     _derive(record)

@@ -42,7 +42,6 @@ NOT_IDENTITY = (
     "callbacks.model_checkpoint",  # how many checkpoints are kept, and how they are written
     "label",  # the run's name in tables
 )
-SIGNALS = STOP_SIGNALS  # held back while a file is written (fileio.signals_deferred)
 
 
 class RunInterrupted(BaseException):
@@ -219,7 +218,7 @@ def signals_raise() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}  # held back while a file is written (fileio)
 
     def handler(signum: int, frame: Any) -> None:
         handler.signum = signum  # type: ignore[attr-defined]  # read by `attempt` when the run ends
@@ -229,7 +228,7 @@ def signals_raise() -> Iterator[None]:
         raise RunInterrupted(signum)
 
     handler.signum = None  # type: ignore[attr-defined]
-    for s in SIGNALS:
+    for s in STOP_SIGNALS:
         signal.signal(s, handler)
     try:
         yield handler
